@@ -1,0 +1,218 @@
+package config
+
+import (
+	"net/url"
+	"time"
+)
+
+// Mode is how a route handles a request.
+type Mode string
+
+// The route modes of SPEC §2.
+const (
+	ModeAsync   Mode = "async"
+	ModeAll     Mode = "all"
+	ModeSettled Mode = "settled"
+	ModeRace    Mode = "race"
+	ModeMirror  Mode = "mirror"
+	ModeSteps   Mode = "steps"
+)
+
+// Config is a whole Fanout configuration. Load returns it with defaults
+// applied, ${ENV} expanded and everything validated.
+type Config struct {
+	// File is the path the config was read from ("" for the demo).
+	File string `yaml:"-"`
+
+	// Listen is the data-plane address. Default ":8080".
+	Listen string `yaml:"listen"`
+	// Admin is the control-plane listener.
+	Admin Admin `yaml:"admin"`
+	// Store is where messages are kept.
+	Store Store `yaml:"store"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// Delivery holds process-wide settings of the durable queue.
+	Delivery Delivery `yaml:"delivery"`
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight work.
+	// Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// Targets by name.
+	Targets map[string]*Target `yaml:"targets"`
+	// Routes in the order of the file; the first match wins when two
+	// routes could match (validation refuses identical matches).
+	Routes []*Route `yaml:"routes"`
+}
+
+// Admin is the control-plane listener.
+type Admin struct {
+	// Listen is the admin address. Default "127.0.0.1:9090". Empty string
+	// in the file keeps the default; "off" disables the admin listener.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token the admin API requires. Empty: the admin
+	// API (but not /healthz, /readyz, /metrics) answers 401 to everything.
+	Token string `yaml:"token"`
+	// Pprof mounts /debug/pprof/ on the admin listener. Default false.
+	Pprof bool `yaml:"pprof"`
+}
+
+// Store selects the storage engine.
+type Store struct {
+	// Driver is "sqlite" (default) or "postgres".
+	Driver string `yaml:"driver"`
+	// DSN is the SQLite file path (default "fanout.db") or the PostgreSQL
+	// connection URL.
+	DSN string `yaml:"dsn"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is json, text, or auto (default: text on a terminal, JSON
+	// otherwise).
+	Format string `yaml:"format"`
+}
+
+// Delivery holds settings of the durable queue.
+type Delivery struct {
+	// Retention is how long succeeded messages are kept. Default 168h (7d).
+	Retention Duration `yaml:"retention"`
+	// DedupWindow is how long an Idempotency-Key is remembered per route.
+	// Default 24h.
+	DedupWindow Duration `yaml:"dedup_window"`
+	// LeaseTimeout is how long a worker owns a delivery before another
+	// process may take it over. Default 1m; it is raised to twice the
+	// largest target timeout if that is longer.
+	LeaseTimeout Duration `yaml:"lease_timeout"`
+}
+
+// Target is one downstream API.
+type Target struct {
+	// Name is the key of the target in the targets map.
+	Name string `yaml:"-"`
+	// URL is the target's address (http or https). Required.
+	URL string `yaml:"url"`
+	// ParsedURL is URL parsed.
+	ParsedURL *url.URL `yaml:"-"`
+	// Method overrides the outbound method. Default: the inbound method.
+	Method string `yaml:"method"`
+	// Headers are added to every outbound request (values may use ${ENV}).
+	Headers map[string]string `yaml:"headers"`
+	// Timeout bounds one attempt (connect to last body byte). Default 10s.
+	Timeout Duration `yaml:"timeout"`
+	// Retry is the retry policy.
+	Retry Retry `yaml:"retry"`
+	// MaxInFlight bounds concurrent async deliveries to this target.
+	// Default 64.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Redact lists extra header names whose values never appear in logs,
+	// attempts or the admin API (Authorization, Cookie, Set-Cookie and
+	// X-Api-Key always are).
+	Redact []string `yaml:"redact"`
+}
+
+// Retry is a target's retry policy.
+type Retry struct {
+	// Initial is the first backoff. Default 1s.
+	Initial Duration `yaml:"initial"`
+	// Max caps one backoff. Default 1h.
+	Max Duration `yaml:"max"`
+	// MaxAttempts is the most attempts of one delivery, the first included.
+	// Default 10 for async deliveries; sync modes use SyncMaxAttempts.
+	MaxAttempts int `yaml:"max_attempts"`
+	// MaxAge is how long after the message was received a delivery is
+	// still tried. Default 24h.
+	MaxAge Duration `yaml:"max_age"`
+	// SyncMaxAttempts is the most attempts per target inside a sync
+	// route's deadline. Default 3.
+	SyncMaxAttempts int `yaml:"sync_max_attempts"`
+	// RetryStatus lists the statuses that are retried. Default 408, 425,
+	// 429 and every 5xx.
+	RetryStatus []int `yaml:"retry_status"`
+	// RetryAll4xx retries every 4xx too instead of declaring it dead.
+	// Default false.
+	RetryAll4xx bool `yaml:"retry_all_4xx"`
+}
+
+// Route says where requests come in and what happens to them.
+type Route struct {
+	// Name identifies the route in logs, metrics and the admin API.
+	// Required, unique.
+	Name string `yaml:"name"`
+	// Match selects requests.
+	Match Match `yaml:"match"`
+	// Mode is async, all, settled, race, mirror or steps. Required.
+	Mode Mode `yaml:"mode"`
+	// Targets lists the route's targets: names, or {name, optional}.
+	Targets []RouteTarget `yaml:"targets"`
+	// Deadline bounds the whole request, retries included (sync modes).
+	// Default 30s.
+	Deadline Duration `yaml:"deadline"`
+	// FailFast cancels the other targets on the first failure (all).
+	FailFast bool `yaml:"fail_fast"`
+	// Require is how many targets must succeed (all). Default: every
+	// target not marked optional.
+	Require int `yaml:"require"`
+	// ContentType "json" rejects other content types (415) and malformed
+	// JSON (400). Default "" accepts anything.
+	ContentType string `yaml:"content_type"`
+	// MaxBody is the largest accepted body. Default 1MiB.
+	MaxBody Size `yaml:"max_body"`
+	// MaxResponseBody is how much of each target's response body the sync
+	// envelope embeds before marking it truncated. Default 64KiB.
+	MaxResponseBody Size `yaml:"max_response_body"`
+	// Primary is the target whose response is returned (mirror). Required
+	// for mirror.
+	Primary string `yaml:"primary"`
+	// SamplePercent is the share of requests mirrored, 0–100. Default 100.
+	SamplePercent *float64 `yaml:"sample_percent"`
+	// HedgeAfter sends the next target only when the previous one has not
+	// answered after this long (race). Default 0: all at once.
+	HedgeAfter Duration `yaml:"hedge_after"`
+	// Durable sends mirror copies through the durable queue. Default true.
+	Durable *bool `yaml:"durable"`
+	// OnFailure "queue" hands failed legs of all/settled to the durable
+	// queue. Default "" (report only).
+	OnFailure string `yaml:"on_failure"`
+}
+
+// Match selects the requests of a route.
+type Match struct {
+	// Method is the HTTP method. Default POST.
+	Method string `yaml:"method"`
+	// Path is the path pattern; "{name}" matches one segment and
+	// "{name...}" the rest of the path. Required.
+	Path string `yaml:"path"`
+	// Host restricts the route to one Host header (without port). Default
+	// any host.
+	Host string `yaml:"host"`
+}
+
+// RouteTarget is one target of a route.
+type RouteTarget struct {
+	// Name of a target in the targets map.
+	Name string `yaml:"name"`
+	// Optional targets may fail without failing the route (all).
+	Optional bool `yaml:"optional"`
+}
+
+// Duration is a time.Duration written as "250ms", "5s", "1h30m" or "7d".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written as 1024, "512KiB", "1MiB", "1MB" or "2GiB".
+type Size int64
+
+// Route returns the route named name, or nil.
+func (c *Config) Route(name string) *Route {
+	for _, r := range c.Routes {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package fanout
+
+import (
+	"net/http"
+	"time"
+)
+
+// DeliveryState is where one delivery (one message to one target) stands.
+type DeliveryState string
+
+// The states of a delivery: pending → delivering → succeeded, or
+// delivering → retrying → … → dead.
+const (
+	StatePending    DeliveryState = "pending"
+	StateDelivering DeliveryState = "delivering"
+	StateRetrying   DeliveryState = "retrying"
+	StateSucceeded  DeliveryState = "succeeded"
+	StateDead       DeliveryState = "dead"
+)
+
+// Valid reports whether s is one of the known states.
+func (s DeliveryState) Valid() bool {
+	switch s {
+	case StatePending, StateDelivering, StateRetrying, StateSucceeded, StateDead:
+		return true
+	}
+	return false
+}
+
+// ErrorClass says why an attempt failed.
+type ErrorClass string
+
+// The error classes of SPEC §1. An empty class means the attempt got a
+// response that counted as success.
+const (
+	ClassNone     ErrorClass = ""
+	ClassTimeout  ErrorClass = "timeout"
+	ClassConnect  ErrorClass = "connect"
+	ClassTLS      ErrorClass = "tls"
+	ClassStatus   ErrorClass = "status"
+	ClassCanceled ErrorClass = "canceled"
+	// ClassOther covers failures that fit no other class (a malformed
+	// response, a request that could not be built).
+	ClassOther ErrorClass = "other"
+)
+
+// Message is one accepted inbound request.
+type Message struct {
+	ID             string      // "msg_" + ULID, time-sortable
+	Route          string      // route name from config
+	Tenant         string      // empty when the route has no tenants
+	Method         string      // inbound method
+	Path           string      // inbound path with query, as received
+	Header         http.Header // inbound headers kept for delivery (hop-by-hop removed)
+	Body           []byte
+	IdempotencyKey string // empty when the client sent none
+	ReceivedAt     time.Time
+}
+
+// Delivery is one message to one target.
+type Delivery struct {
+	ID            int64
+	MessageID     string
+	Route         string
+	Target        string
+	State         DeliveryState
+	Attempts      int       // attempts made so far
+	NextAttemptAt time.Time // when the delivery is due (pending, retrying)
+	LastStatus    int       // HTTP status of the last attempt, 0 if none
+	LastError     string    // error of the last failed attempt
+	LastClass     ErrorClass
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Attempt is one HTTP exchange with a target.
+type Attempt struct {
+	ID             int64
+	DeliveryID     int64
+	MessageID      string
+	Target         string
+	Number         int // 1-based attempt number of the delivery
+	StartedAt      time.Time
+	Duration       time.Duration
+	RequestMethod  string
+	RequestURL     string
+	RequestHeader  http.Header // secrets already redacted
+	Status         int         // 0 when no response arrived
+	ResponseHeader http.Header
+	ResponseBody   []byte // truncated to the first KiB
+	Class          ErrorClass
+	Error          string
+}
