@@ -8,7 +8,8 @@ import (
 // Mode is how a route handles a request.
 type Mode string
 
-// The route modes of SPEC §2.
+// The route modes. ModeSteps is reserved: this version refuses it with a
+// clear error rather than an unknown-mode one.
 const (
 	ModeAsync   Mode = "async"
 	ModeAll     Mode = "all"
@@ -18,13 +19,14 @@ const (
 	ModeSteps   Mode = "steps"
 )
 
-// Config is a whole Fanout configuration. Load returns it with defaults
-// applied, ${ENV} expanded and everything validated.
+// Config is a whole Fanout configuration. Load and Parse return it with
+// defaults applied, ${ENV} expanded and everything validated; treat it as
+// read-only afterwards.
 type Config struct {
 	// File is the path the config was read from ("" for the demo).
 	File string `yaml:"-"`
 
-	// Listen is the data-plane address. Default ":8080".
+	// Listen is the data-plane address, host:port. Default ":8080".
 	Listen string `yaml:"listen"`
 	// Admin is the control-plane listener.
 	Admin Admin `yaml:"admin"`
@@ -35,14 +37,20 @@ type Config struct {
 	// Delivery holds process-wide settings of the durable queue.
 	Delivery Delivery `yaml:"delivery"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight work.
-	// Default 30s.
+	// Default 30s; must be > 0.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 
 	// Targets by name.
 	Targets map[string]*Target `yaml:"targets"`
-	// Routes in the order of the file; the first match wins when two
-	// routes could match (validation refuses identical matches).
+	// Routes in the order of the file. When two routes could match a
+	// request the more specific wins (a host beats none; segment by
+	// segment a literal beats "{name}", which beats "{name...}");
+	// validation refuses identical matches.
 	Routes []*Route `yaml:"routes"`
+
+	// pos is where each value was in the file, by field path, so that
+	// Validate can name lines and columns. Nil for a Config built in code.
+	pos positions
 }
 
 // Admin is the control-plane listener.
@@ -77,10 +85,11 @@ type Log struct {
 
 // Delivery holds settings of the durable queue.
 type Delivery struct {
-	// Retention is how long succeeded messages are kept. Default 168h (7d).
+	// Retention is how long succeeded messages are kept. Default 168h (7d);
+	// must be > 0.
 	Retention Duration `yaml:"retention"`
 	// DedupWindow is how long an Idempotency-Key is remembered per route.
-	// Default 24h.
+	// Default 24h; must be > 0.
 	DedupWindow Duration `yaml:"dedup_window"`
 	// LeaseTimeout is how long a worker owns a delivery before another
 	// process may take it over. Default 1m; it is raised to twice the
@@ -90,22 +99,27 @@ type Delivery struct {
 
 // Target is one downstream API.
 type Target struct {
-	// Name is the key of the target in the targets map.
+	// Name is the key of the target in the targets map: letters, digits,
+	// '_', '-' and '.'.
 	Name string `yaml:"-"`
-	// URL is the target's address (http or https). Required.
+	// URL is the target's address: an absolute http or https URL. Required.
 	URL string `yaml:"url"`
-	// ParsedURL is URL parsed.
+	// ParsedURL is URL parsed (set by Parse).
 	ParsedURL *url.URL `yaml:"-"`
-	// Method overrides the outbound method. Default: the inbound method.
+	// Method overrides the outbound method (upper-cased by Parse). Default:
+	// the inbound method.
 	Method string `yaml:"method"`
 	// Headers are added to every outbound request (values may use ${ENV}).
 	Headers map[string]string `yaml:"headers"`
-	// Timeout bounds one attempt (connect to last body byte). Default 10s.
+	// Auth is how Fanout authenticates to the target. Default: none.
+	Auth *Auth `yaml:"auth"`
+	// Timeout bounds one attempt (connect to last body byte). Default 10s;
+	// must be > 0.
 	Timeout Duration `yaml:"timeout"`
 	// Retry is the retry policy.
 	Retry Retry `yaml:"retry"`
 	// MaxInFlight bounds concurrent async deliveries to this target.
-	// Default 64.
+	// Default 64; must be ≥ 1.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// Redact lists extra header names whose values never appear in logs,
 	// attempts or the admin API (Authorization, Cookie, Set-Cookie and
@@ -115,21 +129,23 @@ type Target struct {
 
 // Retry is a target's retry policy.
 type Retry struct {
-	// Initial is the first backoff. Default 1s.
+	// Initial is the first backoff. Default 1s; must be > 0 and ≤ Max.
 	Initial Duration `yaml:"initial"`
-	// Max caps one backoff. Default 1h.
+	// Max caps one backoff. Default 1h; must be > 0.
 	Max Duration `yaml:"max"`
 	// MaxAttempts is the most attempts of one delivery, the first included.
 	// Default 10 for async deliveries; sync modes use SyncMaxAttempts.
+	// Must be ≥ 1.
 	MaxAttempts int `yaml:"max_attempts"`
 	// MaxAge is how long after the message was received a delivery is
-	// still tried. Default 24h.
+	// still tried. Default 24h; must be > 0.
 	MaxAge Duration `yaml:"max_age"`
 	// SyncMaxAttempts is the most attempts per target inside a sync
-	// route's deadline. Default 3.
+	// route's deadline. Default 3; must be ≥ 1.
 	SyncMaxAttempts int `yaml:"sync_max_attempts"`
-	// RetryStatus lists the statuses that are retried. Default 408, 425,
-	// 429 and every 5xx.
+	// RetryStatus lists the statuses (100–599) that are retried. Nil (the
+	// default) means 408, 425, 429 and every 5xx; an empty list retries no
+	// status (connection errors and timeouts still are).
 	RetryStatus []int `yaml:"retry_status"`
 	// RetryAll4xx retries every 4xx too instead of declaring it dead.
 	// Default false.
@@ -139,39 +155,47 @@ type Retry struct {
 // Route says where requests come in and what happens to them.
 type Route struct {
 	// Name identifies the route in logs, metrics and the admin API.
-	// Required, unique.
+	// Required, unique; letters, digits, '_', '-' and '.'.
 	Name string `yaml:"name"`
 	// Match selects requests.
 	Match Match `yaml:"match"`
-	// Mode is async, all, settled, race, mirror or steps. Required.
+	// Mode is async, all, settled, race or mirror. Required. (steps is
+	// reserved and refused by this version.)
 	Mode Mode `yaml:"mode"`
 	// Targets lists the route's targets: names, or {name, optional}.
+	// Required, each a key of Config.Targets, no duplicates.
 	Targets []RouteTarget `yaml:"targets"`
 	// Deadline bounds the whole request, retries included (sync modes).
-	// Default 30s.
+	// Default 30s; must be > 0.
 	Deadline Duration `yaml:"deadline"`
-	// FailFast cancels the other targets on the first failure (all).
+	// FailFast cancels the other targets on the first failure (all only).
+	// Default false.
 	FailFast bool `yaml:"fail_fast"`
-	// Require is how many targets must succeed (all). Default: every
-	// target not marked optional.
+	// Require is how many targets must succeed (all only), 1 to the number
+	// of targets. Default 0: every target not marked optional.
 	Require int `yaml:"require"`
 	// ContentType "json" rejects other content types (415) and malformed
 	// JSON (400). Default "" accepts anything.
 	ContentType string `yaml:"content_type"`
-	// MaxBody is the largest accepted body. Default 1MiB.
+	// MaxBody is the largest accepted body. Default 1MiB; must be > 0.
 	MaxBody Size `yaml:"max_body"`
 	// MaxResponseBody is how much of each target's response body the sync
 	// envelope embeds before marking it truncated. Default 64KiB.
 	MaxResponseBody Size `yaml:"max_response_body"`
-	// Primary is the target whose response is returned (mirror). Required
-	// for mirror.
+	// Primary is the target whose response is returned (mirror only).
+	// Required for mirror; one of Targets, and at least one other target
+	// must be listed.
 	Primary string `yaml:"primary"`
-	// SamplePercent is the share of requests mirrored, 0–100. Default 100.
+	// SamplePercent is the share of requests mirrored, 0–100 (mirror
+	// only). Parse sets it to 100 on mirror routes that leave it out; it is
+	// nil on other routes.
 	SamplePercent *float64 `yaml:"sample_percent"`
 	// HedgeAfter sends the next target only when the previous one has not
-	// answered after this long (race). Default 0: all at once.
+	// answered after this long (race only). Default 0: all at once.
 	HedgeAfter Duration `yaml:"hedge_after"`
-	// Durable sends mirror copies through the durable queue. Default true.
+	// Durable sends mirror copies through the durable queue instead of
+	// best-effort (mirror only). Parse sets it to true on mirror routes
+	// that leave it out; it is nil on other routes.
 	Durable *bool `yaml:"durable"`
 	// OnFailure "queue" hands failed legs of all/settled to the durable
 	// queue. Default "" (report only).
@@ -180,13 +204,15 @@ type Route struct {
 
 // Match selects the requests of a route.
 type Match struct {
-	// Method is the HTTP method. Default POST.
+	// Method is the HTTP method, upper-cased by Parse. Default POST.
 	Method string `yaml:"method"`
-	// Path is the path pattern; "{name}" matches one segment and
-	// "{name...}" the rest of the path. Required.
+	// Path is the path pattern, starting with "/"; a segment is literal,
+	// "{name}" (one segment) or, last, "{name...}" (the rest of the path).
+	// Required.
 	Path string `yaml:"path"`
-	// Host restricts the route to one Host header (without port). Default
-	// any host.
+	// Host restricts the route to one Host header: a host name or IP
+	// address without scheme or port, lower-cased by Parse. Default "": any
+	// host.
 	Host string `yaml:"host"`
 }
 
@@ -194,17 +220,72 @@ type Match struct {
 type RouteTarget struct {
 	// Name of a target in the targets map.
 	Name string `yaml:"name"`
-	// Optional targets may fail without failing the route (all).
+	// Optional targets may fail without failing the route (all only).
 	Optional bool `yaml:"optional"`
 }
 
-// Duration is a time.Duration written as "250ms", "5s", "1h30m" or "7d".
+// Auth is how Fanout authenticates to a target. Exactly one field is set.
+// Secrets come from the environment: write them as "${VAR}".
+type Auth struct {
+	// Bearer sends "Authorization: Bearer <token>".
+	Bearer string `yaml:"bearer"`
+	// Basic sends HTTP basic authentication.
+	Basic *BasicAuth `yaml:"basic"`
+	// APIKey sends a key in a header.
+	APIKey *APIKeyAuth `yaml:"api_key"`
+	// OAuth2ClientCredentials gets a token from an OAuth 2.0 token
+	// endpoint (client credentials grant) and sends it as a bearer token.
+	OAuth2ClientCredentials *OAuth2ClientCredentials `yaml:"oauth2_client_credentials"`
+	// HMAC signs every request per the Standard Webhooks specification.
+	HMAC *HMACAuth `yaml:"hmac"`
+}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	// Username is required.
+	Username string `yaml:"username"`
+	// Password may be empty.
+	Password string `yaml:"password"`
+}
+
+// APIKeyAuth sends a key in a request header.
+type APIKeyAuth struct {
+	// Header is the header name. Default "X-Api-Key".
+	Header string `yaml:"header"`
+	// Value is the key. Required.
+	Value string `yaml:"value"`
+}
+
+// OAuth2ClientCredentials is the OAuth 2.0 client credentials grant.
+type OAuth2ClientCredentials struct {
+	// TokenURL is the token endpoint, an absolute http or https URL.
+	// Required.
+	TokenURL string `yaml:"token_url"`
+	// ClientID is required.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is required.
+	ClientSecret string `yaml:"client_secret"`
+	// Scopes are requested with the token. Default none.
+	Scopes []string `yaml:"scopes"`
+}
+
+// HMACAuth signs requests per the Standard Webhooks specification
+// (webhook-id, webhook-timestamp and webhook-signature headers).
+type HMACAuth struct {
+	// StandardWebhooksSecret is the base64 signing secret, with or without
+	// its "whsec_" prefix. Required.
+	StandardWebhooksSecret string `yaml:"standard_webhooks_secret"`
+}
+
+// Duration is a time.Duration written as "250ms", "5s", "1h30m" or "7d"
+// (see ParseDuration).
 type Duration time.Duration
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// Size is a byte count written as 1024, "512KiB", "1MiB", "1MB" or "2GiB".
+// Size is a byte count written as 1024, "512KiB", "1MiB", "1MB" or "2GiB"
+// (see ParseSize).
 type Size int64
 
 // Route returns the route named name, or nil.

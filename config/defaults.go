@@ -1,0 +1,142 @@
+package config
+
+import (
+	"cmp"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Process-wide defaults, as documented on the fields.
+const (
+	defaultListen          = ":8080"
+	defaultAdminListen     = "127.0.0.1:9090"
+	defaultStoreDriver     = "sqlite"
+	defaultSQLiteDSN       = "fanout.db"
+	defaultLogLevel        = "info"
+	defaultLogFormat       = "auto"
+	defaultRetention       = Duration(7 * 24 * time.Hour)
+	defaultDedupWindow     = Duration(24 * time.Hour)
+	defaultLeaseTimeout    = Duration(time.Minute)
+	defaultShutdownTimeout = Duration(30 * time.Second)
+)
+
+// Per-target and per-route defaults, as documented on the fields.
+const (
+	defaultTimeout         = Duration(10 * time.Second)
+	defaultRetryInitial    = Duration(time.Second)
+	defaultRetryMax        = Duration(time.Hour)
+	defaultMaxAttempts     = 10
+	defaultRetryMaxAge     = Duration(24 * time.Hour)
+	defaultSyncMaxAttempts = 3
+	defaultMaxInFlight     = 64
+	defaultDeadline        = Duration(30 * time.Second)
+	defaultMaxBody         = Size(1 << 20)
+	defaultMaxResponseBody = Size(64 << 10)
+	defaultSamplePercent   = 100.0
+	defaultMethod          = "POST"
+	defaultAPIKeyHeader    = "X-Api-Key"
+)
+
+// AdminOff is the value of admin.listen that disables the admin listener.
+const AdminOff = "off"
+
+// Default returns a config with every process-wide default set and no
+// targets or routes. It is valid as it is.
+func Default() *Config {
+	return &Config{
+		Listen: defaultListen,
+		Admin:  Admin{Listen: defaultAdminListen},
+		Store:  Store{Driver: defaultStoreDriver, DSN: defaultSQLiteDSN},
+		Log:    Log{Level: defaultLogLevel, Format: defaultLogFormat},
+		Delivery: Delivery{
+			Retention:    defaultRetention,
+			DedupWindow:  defaultDedupWindow,
+			LeaseTimeout: defaultLeaseTimeout,
+		},
+		ShutdownTimeout: defaultShutdownTimeout,
+		Targets:         map[string]*Target{},
+	}
+}
+
+// defaulter is implemented by the types whose defaults are set before a
+// mapping of the file is decoded over them, so that a value left out keeps
+// its default while an explicit one (even 0) is kept and validated.
+type defaulter interface{ setDefaults() }
+
+// setDefaults sets a target's defaults.
+func (t *Target) setDefaults() {
+	t.Timeout = defaultTimeout
+	t.MaxInFlight = defaultMaxInFlight
+	t.Retry = Retry{
+		Initial:         defaultRetryInitial,
+		Max:             defaultRetryMax,
+		MaxAttempts:     defaultMaxAttempts,
+		MaxAge:          defaultRetryMaxAge,
+		SyncMaxAttempts: defaultSyncMaxAttempts,
+	}
+}
+
+// setDefaults sets a route's defaults. Those that depend on the mode
+// (sample_percent, durable) are set by normalize once the mode is known.
+func (r *Route) setDefaults() {
+	r.Deadline = defaultDeadline
+	r.MaxBody = defaultMaxBody
+	r.MaxResponseBody = defaultMaxResponseBody
+	r.Match.Method = defaultMethod
+}
+
+// setDefaults sets an API key's default header.
+func (a *APIKeyAuth) setDefaults() { a.Header = defaultAPIKeyHeader }
+
+// normalize completes a decoded config: defaults for values given as empty
+// strings, defaults that depend on the mode, target names and parsed URLs,
+// upper-cased methods, lower-cased hosts, and the lease timeout raised to
+// cover the slowest target. It never fails: Validate reports what is wrong.
+func (c *Config) normalize() {
+	c.Listen = cmp.Or(c.Listen, defaultListen)
+	c.Admin.Listen = cmp.Or(c.Admin.Listen, defaultAdminListen)
+	c.Store.Driver = cmp.Or(c.Store.Driver, defaultStoreDriver)
+	if c.Store.Driver == defaultStoreDriver {
+		c.Store.DSN = cmp.Or(c.Store.DSN, defaultSQLiteDSN)
+	}
+	c.Log.Level = cmp.Or(c.Log.Level, defaultLogLevel)
+	c.Log.Format = cmp.Or(c.Log.Format, defaultLogFormat)
+
+	var slowest Duration
+	for name, t := range c.Targets {
+		if t == nil {
+			continue
+		}
+		t.Name = name
+		t.Method = strings.ToUpper(t.Method)
+		if u, err := url.Parse(t.URL); err == nil {
+			t.ParsedURL = u
+		}
+		if t.Auth != nil && t.Auth.APIKey != nil {
+			t.Auth.APIKey.Header = cmp.Or(t.Auth.APIKey.Header, defaultAPIKeyHeader)
+		}
+		slowest = max(slowest, t.Timeout)
+	}
+	if lease := c.Delivery.LeaseTimeout; lease > 0 && slowest > 0 && lease < 2*slowest && 2*slowest > slowest {
+		c.Delivery.LeaseTimeout = 2 * slowest
+	}
+
+	for _, r := range c.Routes {
+		if r == nil {
+			continue
+		}
+		r.Match.Method = strings.ToUpper(cmp.Or(r.Match.Method, defaultMethod))
+		r.Match.Host = strings.ToLower(r.Match.Host)
+		if r.Mode == ModeMirror {
+			if r.SamplePercent == nil {
+				p := defaultSamplePercent
+				r.SamplePercent = &p
+			}
+			if r.Durable == nil {
+				d := true
+				r.Durable = &d
+			}
+		}
+	}
+}

@@ -1,0 +1,483 @@
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Validate checks the config and returns an ErrorList of every problem, or
+// nil. For a config from Load or Parse (which already validated it) each
+// error names the line and column of the value; for one built in code it
+// names the field only. Validate does not change the config.
+func (c *Config) Validate() error {
+	if c == nil {
+		return ErrorList{{Msg: "no config"}}
+	}
+	return c.validate(nil).err()
+}
+
+// validator collects the problems of one config.
+type validator struct {
+	c    *Config
+	errs ErrorList
+	// skip holds paths that failed to decode: their problem is already
+	// reported, and what follows from it would be noise.
+	skip map[string]bool
+}
+
+// validate returns the problems of c, leaving out those under a path in
+// skip.
+func (c *Config) validate(skip map[string]bool) ErrorList {
+	v := &validator{c: c, skip: skip}
+	v.config()
+	return v.errs
+}
+
+// add reports a problem with the value at p.
+func (v *validator) add(p fieldPath, format string, args ...any) {
+	if len(v.errs) > maxErrors {
+		return // the list is cut to maxErrors anyway
+	}
+	for i := 1; i <= len(p); i++ {
+		if v.skip[p[:i].String()] {
+			return
+		}
+	}
+	pos := v.c.pos.find(p)
+	v.errs = append(v.errs, &Error{File: v.c.File, Line: pos.line, Col: pos.col, Field: p.String(), Msg: fmt.Sprintf(format, args...)})
+}
+
+// inFile reports whether the value at p was written in the file.
+func (v *validator) inFile(p fieldPath) bool {
+	_, ok := v.c.pos[p.String()]
+	return ok
+}
+
+// where returns " (line N)" for the value at p, or "" when unknown.
+func (v *validator) where(p fieldPath) string {
+	if pos := v.c.pos.find(p); pos.line > 0 {
+		return fmt.Sprintf(" (line %d)", pos.line)
+	}
+	return ""
+}
+
+func (v *validator) positive(p fieldPath, d Duration) {
+	if d <= 0 {
+		v.add(p, "must be greater than 0, not %s", d)
+	}
+}
+
+func (v *validator) atLeast(p fieldPath, n, least int) {
+	if n < least {
+		v.add(p, "must be at least %d, not %d", least, n)
+	}
+}
+
+func (v *validator) config() {
+	c := v.c
+	var root fieldPath
+	if msg := checkListen(c.Listen); msg != "" {
+		v.add(root.key("listen"), "%s", msg)
+	}
+	admin := root.key("admin")
+	if c.Admin.Listen != AdminOff {
+		if msg := checkListen(c.Admin.Listen); msg != "" {
+			v.add(admin.key("listen"), "%s (or \"off\")", msg)
+		} else if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			v.add(admin.key("listen"), "must differ from listen (%q)", c.Listen)
+		}
+	}
+	store := root.key("store")
+	switch c.Store.Driver {
+	case "sqlite", "postgres":
+		if c.Store.DSN == "" {
+			v.add(store.key("dsn"), "is required with driver %s", c.Store.Driver)
+		}
+	default:
+		v.add(store.key("driver"), "must be sqlite or postgres, not %q", c.Store.Driver)
+	}
+	log := root.key("log")
+	v.oneOf(log.key("level"), c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf(log.key("format"), c.Log.Format, "json", "text", "auto")
+	delivery := root.key("delivery")
+	v.positive(delivery.key("retention"), c.Delivery.Retention)
+	v.positive(delivery.key("dedup_window"), c.Delivery.DedupWindow)
+	v.positive(delivery.key("lease_timeout"), c.Delivery.LeaseTimeout)
+	v.positive(root.key("shutdown_timeout"), c.ShutdownTimeout)
+
+	targets := root.key("targets")
+	for _, name := range slices.Sorted(maps.Keys(c.Targets)) {
+		v.target(targets.key(name), name, c.Targets[name])
+	}
+	v.routes(root.key("routes"))
+}
+
+// oneOf checks that s is one of the allowed values.
+func (v *validator) oneOf(p fieldPath, s string, allowed ...string) {
+	if slices.Contains(allowed, s) {
+		return
+	}
+	msg := fmt.Sprintf("must be %s, not %q", orList(allowed), s)
+	if sug := closest(s, allowed); sug != "" {
+		msg += fmt.Sprintf("; did you mean %q?", sug)
+	}
+	v.add(p, "%s", msg)
+}
+
+// orList formats ["a", "b", "c"] as "a, b or c".
+func orList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+// checkListen checks a listen address; it returns a message or "".
+func checkListen(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("must be host:port, such as \":8080\" or \"127.0.0.1:8080\", not %q", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Sprintf("port %q must be a number from 0 to 65535", port)
+	}
+	if strings.ContainsFunc(host, func(c rune) bool { return c <= ' ' || c == 0x7f || c == '/' }) {
+		return fmt.Sprintf("%q is not a valid host", host)
+	}
+	return ""
+}
+
+func (v *validator) target(p fieldPath, name string, t *Target) {
+	if !validName(name) {
+		v.add(p, "target name %q may only contain letters, digits, '_', '-' and '.'", name)
+	}
+	if t == nil {
+		v.add(p, "is empty")
+		return
+	}
+	v.httpURL(p.key("url"), t.URL)
+	if t.Method != "" && !token(t.Method) {
+		v.add(p.key("method"), "%q is not a valid HTTP method", t.Method)
+	}
+	for _, h := range slices.Sorted(maps.Keys(t.Headers)) {
+		hp := p.key("headers").key(h)
+		if !token(h) {
+			v.add(hp, "%q is not a valid header name", h)
+		}
+		if !headerValue(t.Headers[h]) {
+			v.add(hp, "the value must not contain control characters such as a line break")
+		}
+	}
+	if t.Auth != nil {
+		v.auth(p.key("auth"), t.Auth)
+	}
+	v.positive(p.key("timeout"), t.Timeout)
+	r, rp := t.Retry, p.key("retry")
+	v.positive(rp.key("initial"), r.Initial)
+	v.positive(rp.key("max"), r.Max)
+	if r.Initial > 0 && r.Max > 0 && r.Initial > r.Max {
+		v.add(rp.key("initial"), "must not exceed max (%s > %s)", r.Initial, r.Max)
+	}
+	v.atLeast(rp.key("max_attempts"), r.MaxAttempts, 1)
+	v.positive(rp.key("max_age"), r.MaxAge)
+	v.atLeast(rp.key("sync_max_attempts"), r.SyncMaxAttempts, 1)
+	for i, s := range r.RetryStatus {
+		if s < 100 || s > 599 {
+			v.add(rp.key("retry_status").index(i), "must be an HTTP status from 100 to 599, not %d", s)
+		}
+	}
+	v.atLeast(p.key("max_in_flight"), t.MaxInFlight, 1)
+	for i, h := range t.Redact {
+		if !token(h) {
+			v.add(p.key("redact").index(i), "%q is not a valid header name", h)
+		}
+	}
+}
+
+// httpURL checks an absolute http or https URL.
+func (v *validator) httpURL(p fieldPath, raw string) {
+	if raw == "" {
+		v.add(p, "is required")
+		return
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		v.add(p, "%q is not a valid URL: %v", raw, unwrapURLError(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.add(p, "must be an absolute http:// or https:// URL, not %q", raw)
+	case u.Host == "":
+		v.add(p, "must include a host, not %q", raw)
+	}
+}
+
+// unwrapURLError drops the `parse "…":` prefix of a url.Error, since the
+// message already quotes the URL.
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func (v *validator) auth(p fieldPath, a *Auth) {
+	var set []string
+	if a.Bearer != "" {
+		set = append(set, "bearer")
+		if !headerValue(a.Bearer) {
+			v.add(p.key("bearer"), "must not contain control characters such as a line break")
+		}
+	}
+	if a.Basic != nil {
+		set = append(set, "basic")
+		if a.Basic.Username == "" {
+			v.add(p.key("basic").key("username"), "is required")
+		}
+	}
+	if a.APIKey != nil {
+		set = append(set, "api_key")
+		kp := p.key("api_key")
+		if !token(a.APIKey.Header) {
+			v.add(kp.key("header"), "%q is not a valid header name", a.APIKey.Header)
+		}
+		if a.APIKey.Value == "" {
+			v.add(kp.key("value"), "is required")
+		} else if !headerValue(a.APIKey.Value) {
+			v.add(kp.key("value"), "must not contain control characters such as a line break")
+		}
+	}
+	if o := a.OAuth2ClientCredentials; o != nil {
+		set = append(set, "oauth2_client_credentials")
+		op := p.key("oauth2_client_credentials")
+		v.httpURL(op.key("token_url"), o.TokenURL)
+		if o.ClientID == "" {
+			v.add(op.key("client_id"), "is required")
+		}
+		if o.ClientSecret == "" {
+			v.add(op.key("client_secret"), "is required")
+		}
+		for i, s := range o.Scopes {
+			if s == "" || strings.ContainsFunc(s, func(c rune) bool { return c <= ' ' || c == '"' || c == '\\' || c == 0x7f }) {
+				v.add(op.key("scopes").index(i), "%q is not a valid OAuth 2.0 scope", s)
+			}
+		}
+	}
+	if a.HMAC != nil {
+		set = append(set, "hmac")
+		hp := p.key("hmac").key("standard_webhooks_secret")
+		secret := strings.TrimPrefix(a.HMAC.StandardWebhooksSecret, "whsec_")
+		if secret == "" {
+			v.add(hp, "is required")
+		} else if b, err := base64.StdEncoding.DecodeString(secret); err != nil || len(b) == 0 {
+			v.add(hp, "must be base64, optionally prefixed with \"whsec_\" (a Standard Webhooks secret)")
+		}
+	}
+	switch len(set) {
+	case 0:
+		v.add(p, "must set one of bearer, basic, api_key, oauth2_client_credentials or hmac (an empty value counts as not set)")
+	case 1:
+	default:
+		v.add(p, "must set only one of bearer, basic, api_key, oauth2_client_credentials or hmac, not %s", strings.Join(set, " and "))
+	}
+}
+
+// supportedModes returns the modes a route may have in this version.
+func supportedModes() []string {
+	return []string{string(ModeAsync), string(ModeAll), string(ModeSettled), string(ModeRace), string(ModeMirror)}
+}
+
+func (v *validator) routes(rp fieldPath) {
+	names := map[string]int{}   // route name → index of the route
+	matches := map[string]int{} // method, host and path shape → index of the route
+	for i, r := range v.c.Routes {
+		p := rp.index(i)
+		if r == nil {
+			v.add(p, "is empty")
+			continue
+		}
+		np := p.key("name")
+		switch first, dup := names[r.Name]; {
+		case r.Name == "":
+			v.add(np, "is required")
+		case !validName(r.Name):
+			v.add(np, "route name %q may only contain letters, digits, '_', '-' and '.'", r.Name)
+		case dup:
+			v.add(np, "route name %q is already used by routes[%d]%s", r.Name, first, v.where(rp.index(first).key("name")))
+		default:
+			names[r.Name] = i
+		}
+		v.route(p, r)
+		if segs, err := parsePath(r.Match.Path); err == nil && token(r.Match.Method) {
+			key := r.Match.Method + " " + r.Match.Host + shape(segs)
+			if first, dup := matches[key]; dup {
+				v.add(p.key("match"), "route %q already matches %s %s%s%s",
+					v.c.Routes[first].Name, r.Match.Method, r.Match.Host, r.Match.Path, v.where(rp.index(first).key("match")))
+			} else {
+				matches[key] = i
+			}
+		}
+	}
+}
+
+// route checks one route (but not its name and match against the others).
+func (v *validator) route(p fieldPath, r *Route) {
+	mode := string(r.Mode)
+	modes := supportedModes()
+	known := slices.Contains(modes, mode)
+	mp := p.key("mode")
+	switch {
+	case mode == "":
+		v.add(mp, "is required (%s)", orList(modes))
+	case r.Mode == ModeSteps:
+		v.add(mp, "mode %q is not supported by this version", mode)
+		return // its steps are not checked either
+	case !known:
+		v.oneOf(mp, mode, modes...)
+	}
+	// only reports a setting that the route's mode does not use. It says
+	// nothing when the mode is missing or unknown: that is reported.
+	only := func(key string, set bool, modes ...Mode) {
+		if set && known && !slices.Contains(modes, r.Mode) {
+			names := make([]string, len(modes))
+			for i, m := range modes {
+				names[i] = string(m)
+			}
+			v.add(p.key(key), "is only allowed with mode %s, not %s", strings.ReplaceAll(orList(names), " or ", " and "), mode)
+		}
+	}
+
+	tp := p.key("targets")
+	listed := map[string]int{}
+	if len(r.Targets) == 0 {
+		v.add(tp, "must list at least one target")
+	}
+	for j, rt := range r.Targets {
+		ep := tp.index(j)
+		switch first, dup := listed[rt.Name]; {
+		case rt.Name == "":
+			v.add(ep, "the target name is required")
+		case v.c.Targets[rt.Name] == nil:
+			msg := fmt.Sprintf("unknown target %q", rt.Name)
+			if s := closest(rt.Name, slices.Sorted(maps.Keys(v.c.Targets))); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			}
+			v.add(ep, "%s", msg)
+		case dup:
+			v.add(ep, "target %q is listed twice (also targets[%d])", rt.Name, first)
+		default:
+			listed[rt.Name] = j
+		}
+		if rt.Optional && known && r.Mode != ModeAll {
+			v.add(ep.key("optional"), "is only allowed with mode all, not %s", mode)
+		}
+	}
+
+	rq := p.key("require")
+	only("require", r.Require != 0, ModeAll)
+	switch {
+	case r.Require < 0 || r.Require == 0 && v.inFile(rq) && r.Mode == ModeAll:
+		v.add(rq, "must be at least 1, not %d", r.Require)
+	case r.Mode == ModeAll && r.Require > len(r.Targets):
+		v.add(rq, "is %d but the route has %d target(s)", r.Require, len(r.Targets))
+	}
+	only("fail_fast", r.FailFast, ModeAll)
+	only("hedge_after", r.HedgeAfter != 0, ModeRace)
+	if r.HedgeAfter < 0 {
+		v.add(p.key("hedge_after"), "must not be negative")
+	}
+
+	only("primary", r.Primary != "", ModeMirror)
+	if r.Mode == ModeMirror {
+		pp := p.key("primary")
+		others := 0
+		for _, rt := range r.Targets {
+			if rt.Name != r.Primary {
+				others++
+			}
+		}
+		switch {
+		case r.Primary == "":
+			v.add(pp, "is required with mode mirror")
+		case !slices.ContainsFunc(r.Targets, func(rt RouteTarget) bool { return rt.Name == r.Primary }):
+			v.add(pp, "%q is not one of the route's targets", r.Primary)
+		case others == 0:
+			v.add(tp, "mode mirror needs at least one target besides the primary %q", r.Primary)
+		}
+	}
+	only("sample_percent", r.SamplePercent != nil, ModeMirror)
+	if sp := r.SamplePercent; sp != nil && !(*sp >= 0 && *sp <= 100) {
+		v.add(p.key("sample_percent"), "must be from 0 to 100, not %v", *sp)
+	}
+	only("durable", r.Durable != nil, ModeMirror)
+
+	switch r.OnFailure {
+	case "":
+	case "queue":
+		only("on_failure", true, ModeAll, ModeSettled)
+	default:
+		v.add(p.key("on_failure"), "must be \"queue\" or left out, not %q", r.OnFailure)
+	}
+	if r.ContentType != "" && r.ContentType != "json" {
+		v.add(p.key("content_type"), "must be \"json\" or left out, not %q", r.ContentType)
+	}
+	v.positive(p.key("deadline"), r.Deadline)
+	if r.MaxBody <= 0 {
+		v.add(p.key("max_body"), "must be greater than 0, not %s", r.MaxBody)
+	}
+	if r.MaxResponseBody < 0 {
+		v.add(p.key("max_response_body"), "must not be negative")
+	}
+
+	m := p.key("match")
+	if !token(r.Match.Method) {
+		v.add(m.key("method"), "%q is not a valid HTTP method", r.Match.Method)
+	}
+	if _, err := parsePath(r.Match.Path); err != nil {
+		v.add(m.key("path"), "%v", err)
+	}
+	if r.Match.Host != "" {
+		if err := checkHost(r.Match.Host); err != nil {
+			v.add(m.key("host"), "%v", err)
+		}
+	}
+}
+
+// validName reports whether s is a valid target or route name: letters,
+// digits, '_', '-' and '.'.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !isAlnum(c) && c != '_' && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// token reports whether s is an HTTP token (RFC 9110 §5.6.2), as methods
+// and header names are.
+func token(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !isAlnum(c) && !strings.ContainsRune("!#$%&'*+-.^_`|~", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// headerValue reports whether s may be sent as a header value: no control
+// characters but tab.
+func headerValue(s string) bool {
+	return !strings.ContainsFunc(s, func(c rune) bool { return c < ' ' && c != '\t' || c == 0x7f })
+}
