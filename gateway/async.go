@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/fanouthq/fanout"
+	"github.com/fanouthq/fanout/apierror"
+)
+
+// HeaderReplayed marks the answer to a request whose Idempotency-Key was
+// seen before: the message was not stored again.
+const HeaderReplayed = "Idempotent-Replayed"
+
+// accepted is the body of an async answer: {"id":"msg_…","status_url":"…"}.
+type accepted struct {
+	id, statusURL string
+}
+
+func (a *accepted) appendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, a.id)
+	if a.statusURL != "" {
+		b = append(b, `,"status_url":`...)
+		b = appendString(b, a.statusURL)
+	}
+	return append(b, "}\n"...)
+}
+
+// serveAsync stores the message with one delivery per target and answers
+// 202 once it is durable; a known Idempotency-Key answers 200 with the
+// earlier message's id and Idempotent-Replayed: true. Any failure to store
+// is a 503: nothing was stored.
+func (c *call) serveAsync() {
+	if c.g.enq == nil {
+		c.notStored(errors.New("no durable queue"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.rt.deadline)
+	defer cancel()
+	res, err := c.g.enq.Accept(ctx, fanout.AcceptParams{
+		Message:     c.message(),
+		Targets:     c.rt.names,
+		DedupWindow: c.table.dedup,
+	})
+	if err != nil {
+		c.notStored(err)
+		return
+	}
+	if res.MessageID != "" {
+		c.id = res.MessageID
+	}
+	a := accepted{id: c.id}
+	if c.g.statusURL != nil {
+		a.statusURL = c.g.statusURL(c.id)
+	}
+	c.status = http.StatusAccepted
+	if res.Replayed {
+		c.status = http.StatusOK
+		c.w.Header()[HeaderReplayed] = headerTrue
+	}
+	writeJSON(c.w, c.status, c.id, &a)
+}
+
+// notStored answers 503 for a message the queue did not take. An
+// *apierror.Error from the queue (backpressure, say) is passed on as is.
+func (c *call) notStored(err error) {
+	c.g.log.LogAttrs(c.r.Context(), slog.LevelError, "message not stored",
+		slog.String(keyRoute, c.rt.name), slog.String(keyMessageID, c.id), slog.String(keyError, err.Error()))
+	var ae *apierror.Error
+	if !errors.As(err, &ae) {
+		ae = apierror.New(http.StatusServiceUnavailable, "store_unavailable",
+			"the message store is unavailable; the message was not stored")
+		ae.Header = http.Header{"Retry-After": {"1"}}
+	}
+	c.status = ae.Status
+	apierror.Write(c.w, ae)
+}

@@ -1,0 +1,333 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/fanouthq/fanout"
+	"github.com/fanouthq/fanout/apierror"
+	"github.com/fanouthq/fanout/config"
+	"github.com/fanouthq/fanout/tracing"
+	"github.com/fanouthq/fanout/upstream"
+)
+
+// Enqueuer hands messages to the durable queue (queue.Committer implements
+// it). Accept returns once the message is durably committed; a replayed
+// idempotency key returns the earlier message's id with Replayed set.
+type Enqueuer interface {
+	Accept(ctx context.Context, p fanout.AcceptParams) (fanout.AcceptResult, error)
+}
+
+// Options configures a Gateway. Zero values mean the documented defaults.
+type Options struct {
+	// Logger receives one line per inbound request (info) and one per
+	// failed attempt (warn). Nil discards them.
+	Logger *slog.Logger
+	// Client sends the outbound requests. Nil: the gateway makes its own
+	// (upstream.New with default options) and closes its idle connections
+	// on Close.
+	Client *upstream.Client
+	// Enqueuer is the durable queue. Nil: async routes answer 503, mirror
+	// copies are sent best-effort and on_failure: queue reports failed
+	// legs as "queued": false.
+	Enqueuer Enqueuer
+	// StatusURL builds the status_url of a message id (a 202 of an async
+	// route, an envelope with queued legs). Nil: no status_url.
+	StatusURL func(id string) string
+	// Hooks are called for metrics. Zero: none.
+	Hooks Hooks
+	// Tracer starts a server span per inbound request and a client span
+	// per outbound attempt (see package tracing); the targets get the
+	// attempt span as their parent. Nil: no spans, and an inbound
+	// traceparent is passed on as is (a new one made when there is none).
+	Tracer trace.Tracer
+}
+
+// Hooks are optional callbacks for metrics (SPEC §9). A nil func is not
+// called. They run on the request's goroutines and must not block.
+type Hooks struct {
+	// OnRequest is called once per inbound request, after the answer, with
+	// the route and mode ("" when no route matched), the status sent (499
+	// when the client left before the answer) and the time taken.
+	OnRequest func(route, mode string, status int, d time.Duration)
+	// OnAttempt is called after every outbound attempt the gateway makes
+	// (the durable queue reports its own) with the error class (ClassNone
+	// on success), the status (0 without a response) and the duration.
+	OnAttempt func(route, target string, class fanout.ErrorClass, status int, d time.Duration)
+}
+
+// Gateway is the HTTP data plane: it matches each inbound request to a
+// route of the config and runs the route's mode. It is safe for concurrent
+// use; Load swaps the config while requests are served.
+type Gateway struct {
+	table     atomic.Pointer[table]
+	log       *slog.Logger
+	client    *upstream.Client
+	ownClient bool
+	enq       Enqueuer
+	statusURL func(string) string
+	hooks     Hooks
+	tracer    trace.Tracer
+
+	// Background work (mirror copies, durable hand-offs) runs under bgCtx
+	// and is counted in bg; bgMu makes Close's Wait safe against new work.
+	bgMu     sync.RWMutex
+	bgClosed bool
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+}
+
+// New compiles cfg's routes and returns a Gateway serving them. It returns
+// an error naming the route when the config cannot be served.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	t, err := compile(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("compile routes: %w", err)
+	}
+	g := &Gateway{
+		log:       opts.Logger,
+		client:    opts.Client,
+		enq:       opts.Enqueuer,
+		statusURL: opts.StatusURL,
+		hooks:     opts.Hooks,
+		tracer:    opts.Tracer,
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.client == nil {
+		g.client = upstream.New(upstream.Options{Logger: g.log})
+		g.ownClient = true
+	}
+	g.bgCtx, g.bgCancel = context.WithCancel(context.Background())
+	g.table.Store(t)
+	return g, nil
+}
+
+// Load compiles cfg and makes it the routing table of every request that
+// starts from now on; requests in flight finish with the table they
+// started with. A config that does not compile is refused with an error and
+// the current table stays.
+func (g *Gateway) Load(cfg *config.Config) error {
+	t, err := compile(cfg)
+	if err != nil {
+		return fmt.Errorf("compile routes: %w", err)
+	}
+	g.table.Store(t)
+	return nil
+}
+
+// Close waits for background work (best-effort mirror copies, hand-offs of
+// mirror copies to the queue) to finish, up to ctx. When ctx ends first, the
+// remaining work is canceled, awaited, and ctx's error returned. Requests
+// served after Close send no background work: mirror copies are dropped
+// (and logged). Close does not stop the HTTP server: shut that down first.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.bgMu.Lock()
+	g.bgClosed = true
+	g.bgMu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		g.bg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("gateway: background work canceled: %w", ctx.Err())
+		g.bgCancel()
+		<-done
+	}
+	g.bgCancel()
+	if g.ownClient {
+		g.client.CloseIdleConnections()
+	}
+	return err
+}
+
+// goBackground runs f in a goroutine tracked by Close, with a context
+// canceled when Close gives up waiting. It returns false (and runs nothing)
+// after Close.
+func (g *Gateway) goBackground(f func(ctx context.Context)) bool {
+	g.bgMu.RLock()
+	defer g.bgMu.RUnlock()
+	if g.bgClosed {
+		return false
+	}
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		f(g.bgCtx)
+	}()
+	return true
+}
+
+// call is the state of one inbound request.
+type call struct {
+	g     *Gateway
+	rt    *route
+	table *table
+	w     http.ResponseWriter
+	r     *http.Request
+	// ctx is the parent of the outbound calls: the inbound request's
+	// context, with the request span when tracing.
+	ctx     context.Context
+	span    trace.Span // nil without a tracer
+	start   time.Time
+	id      string
+	body    []byte
+	inbound upstream.Inbound
+	status  int
+	aborted bool // a proxied body failed midway
+	// names and outcomes feed the log line's per-target summary.
+	names    []string
+	outcomes []outcome
+}
+
+// ServeHTTP serves one inbound request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{g: g, w: w, r: r, ctx: r.Context(), start: time.Now(), table: g.table.Load()}
+	defer c.done()
+
+	rt, pathFound := c.table.router.lookup(r.Method, r.Host, r.URL.Path)
+	if rt == nil {
+		if pathFound {
+			allow := c.table.router.allowed(r.Host, r.URL.Path)
+			e := apierror.New(http.StatusMethodNotAllowed, "method_not_allowed",
+				"this path does not accept "+r.Method).
+				WithDetails(map[string]any{"allow": allow})
+			e.Header = http.Header{"Allow": {strings.Join(allow, ", ")}}
+			c.fail(e)
+			return
+		}
+		c.fail(apierror.New(http.StatusNotFound, "not_found", "no route matches this path"))
+		return
+	}
+	c.rt = rt
+	if g.tracer != nil {
+		c.ctx, c.span = tracing.StartRequest(g.tracer, r, rt.name, string(rt.mode))
+	}
+	if rt.mode == config.ModeSteps {
+		c.fail(apierror.New(http.StatusNotImplemented, "not_implemented", "steps routes are not supported yet"))
+		return
+	}
+	body, aerr := readBody(w, r, rt)
+	if aerr != nil {
+		c.fail(aerr)
+		return
+	}
+	c.body = body
+	c.id = fanout.NewMessageID()
+	c.inbound = inboundOf(r)
+	if c.span != nil {
+		if c.span.IsRecording() {
+			c.span.SetAttributes(tracing.AttrMessageID.String(c.id))
+		}
+		// Copies and queued messages join the request's trace.
+		if tp := tracing.Traceparent(c.ctx); tp != "" {
+			c.inbound.Traceparent = tp
+		}
+	}
+
+	switch rt.mode {
+	case config.ModeAll, config.ModeSettled:
+		c.serveSync()
+	case config.ModeRace:
+		c.serveRace()
+	case config.ModeMirror:
+		c.serveMirror()
+	case config.ModeAsync:
+		c.serveAsync()
+	}
+}
+
+// fail writes err in the one error shape.
+func (c *call) fail(err error) {
+	c.status = apierror.From(err).Status
+	if c.id != "" {
+		c.w.Header().Set(upstream.HeaderMessageID, c.id)
+	}
+	apierror.Write(c.w, err)
+}
+
+// inboundOf describes r for the outbound headers. A request without a
+// valid traceparent gets a new one here, so that all its outbound calls
+// share one trace.
+func inboundOf(r *http.Request) upstream.Inbound {
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	tp := r.Header.Get(upstream.HeaderTraceparent)
+	if !upstream.ValidTraceparent(tp) {
+		tp = upstream.NewTraceparent()
+	}
+	return upstream.Inbound{
+		RemoteAddr:  r.RemoteAddr,
+		Host:        r.Host,
+		Proto:       proto,
+		Traceparent: tp,
+	}
+}
+
+// message builds the durable message of this request, for targets.
+func (c *call) message() fanout.Message {
+	return fanout.Message{
+		ID:             c.id,
+		Route:          c.rt.name,
+		Method:         c.r.Method,
+		Path:           c.r.URL.RequestURI(),
+		Header:         upstream.ForwardedHeader(c.r.Header, c.inbound),
+		Body:           c.body,
+		IdempotencyKey: c.r.Header.Get(upstream.HeaderIdempotencyKey),
+		ReceivedAt:     c.start.UTC(),
+	}
+}
+
+// request is the outbound request of attempt to t.
+func (c *call) request(t *config.Target, attempt int) upstream.Request {
+	return upstream.Request{
+		Target:    t,
+		Method:    c.r.Method,
+		Header:    c.r.Header,
+		Body:      c.body,
+		MessageID: c.id,
+		Attempt:   attempt,
+		Inbound:   c.inbound,
+	}
+}
+
+// startAttempt starts the client span of attempt n to t when tracing, and
+// points req's traceparent at it.
+func (c *call) startAttempt(ctx context.Context, t *config.Target, n int, req *upstream.Request) (context.Context, trace.Span) {
+	if c.g.tracer == nil {
+		return ctx, nil
+	}
+	actx, span := tracing.StartAttempt(ctx, c.g.tracer, c.rt.name, t.Name, n)
+	if tp := tracing.Traceparent(actx); tp != "" {
+		req.Inbound.Traceparent = tp
+	}
+	return actx, span
+}
+
+// endSpan ends span (nil: nothing) with the outcome.
+func endSpan(span trace.Span, status int, class fanout.ErrorClass) {
+	if span != nil {
+		tracing.End(span, status, string(class))
+	}
+}
+
+// errFailFast is the cancel cause of legs stopped by fail_fast.
+var errFailFast = errors.New("fail_fast: the route can no longer succeed")

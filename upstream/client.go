@@ -1,0 +1,457 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fanouthq/fanout"
+	"github.com/fanouthq/fanout/config"
+)
+
+// Client defaults.
+const (
+	// DefaultMaxIdleConnsPerHost is the default Options.MaxIdleConnsPerHost.
+	DefaultMaxIdleConnsPerHost = 1024
+	// DefaultDialTimeout is the default Options.DialTimeout.
+	DefaultDialTimeout = 5 * time.Second
+	// drainLimit is how much of a response body past maxBody Exchange reads
+	// and discards to keep the connection reusable before giving up on it.
+	drainLimit = 64 << 10
+)
+
+// Options configures a Client. Zero values mean the documented defaults.
+type Options struct {
+	// Logger receives debug lines about requests that could not be built.
+	// Nil discards them.
+	Logger *slog.Logger
+	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
+	// per target host. Default 1024: a fan-out gateway under load reuses
+	// connections instead of opening one per request.
+	MaxIdleConnsPerHost int
+	// DialTimeout bounds establishing a TCP connection. Default 5s.
+	DialTimeout time.Duration
+}
+
+// Client sends attempts to targets over one shared, tuned http.Transport.
+// It is safe for concurrent use; make one per process.
+type Client struct {
+	transport *http.Transport
+	log       *slog.Logger
+	tokens    sync.Map // *config.OAuth2ClientCredentials → *tokenCache
+	hmacKeys  sync.Map // Standard Webhooks secret → decoded key
+}
+
+// New returns a Client with one http.Transport shared by all targets:
+// keep-alive, an idle pool of opts.MaxIdleConnsPerHost per host, HTTP/2 when
+// a TLS target offers it, the proxy of the environment (HTTPS_PROXY, …).
+func New(opts Options) *Client {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxIdleConnsPerHost <= 0 {
+		opts.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          0, // no overall cap: the per-host cap bounds it
+		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	return &Client{transport: t, log: opts.Logger}
+}
+
+// Transport returns the client's transport, for tests and for callers that
+// need to adjust TLS settings (for example a private CA) before first use.
+func (c *Client) Transport() *http.Transport { return c.transport }
+
+// CloseIdleConnections closes the idle keep-alive connections of every
+// target; connections in use are left alone.
+func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+
+// Request is one outbound call to a target.
+type Request struct {
+	// Target is where the request goes. Required.
+	Target *config.Target
+	// Method is the inbound method; Target.Method overrides it when set.
+	// Both empty: POST.
+	Method string
+	// Header holds the inbound headers to forward; hop-by-hop headers, Host
+	// and Content-Length are removed by the client. It is not modified.
+	Header http.Header
+	// Body is sent as is; it is only read, so one slice may be shared by
+	// concurrent requests.
+	Body []byte
+	// MessageID sets Fanout-Message-Id and Idempotency-Key.
+	MessageID string
+	// Attempt sets Fanout-Attempt (1-based; 0 means 1).
+	Attempt int
+	// Inbound describes the inbound request, for X-Forwarded-* and
+	// traceparent.
+	Inbound Inbound
+
+	// decodeBody drops the forwarded Accept-Encoding so that the transport
+	// negotiates gzip itself and hands back a decoded body (Exchange).
+	decodeBody bool
+}
+
+// Inbound describes the inbound request a Request derives from. Empty fields
+// leave the corresponding headers of Request.Header as they are (a delivery
+// worker sends a stored header that already has them).
+type Inbound struct {
+	// RemoteAddr is the client's address (host:port), appended to
+	// X-Forwarded-For.
+	RemoteAddr string
+	// Host is the inbound Host header, sent as X-Forwarded-Host.
+	Host string
+	// Proto is "http" or "https", sent as X-Forwarded-Proto.
+	Proto string
+	// Traceparent is the inbound W3C traceparent; empty or malformed, the
+	// one in Request.Header is used, and if that is missing or malformed
+	// too a new one is created.
+	Traceparent string
+}
+
+// Result is the outcome of one Exchange.
+type Result struct {
+	// Status is the response status, 0 when no response arrived.
+	Status int
+	// Header is the response header, nil when no response arrived.
+	Header http.Header
+	// Body holds at most maxBody bytes of the response body.
+	Body []byte
+	// Truncated is true when the body was longer than maxBody.
+	Truncated bool
+	// StartedAt is when the attempt started; Duration how long it took,
+	// body included.
+	StartedAt time.Time
+	Duration  time.Duration
+	// Class is ClassNone on success and ClassStatus for a non-success
+	// status.
+	Class fanout.ErrorClass
+	// Err is nil on success, a *StatusError for a non-success status.
+	Err error
+	// RetryAfter is the parsed Retry-After of the response, 0 if absent.
+	RetryAfter time.Duration
+	// Retryable is true when the target's retry policy (SPEC §3) calls for
+	// another attempt: connect errors, timeouts, 408, 425, 429, 5xx (or
+	// Retry.RetryStatus), other 4xx only with Retry.RetryAll4xx; a canceled
+	// attempt is not retryable.
+	Retryable bool
+	// RequestMethod, RequestURL and RequestHeader describe the request as
+	// sent, with secret headers redacted.
+	RequestMethod, RequestURL string
+	RequestHeader             http.Header
+}
+
+// OK reports whether the attempt succeeded.
+func (r *Result) OK() bool { return r.Err == nil }
+
+// Do sends one attempt of r. The attempt is bounded by Target.Timeout
+// (default 10s) from the start of the call to the last byte of the body;
+// ctx may shorten it. On success the caller reads and closes the response
+// body; the timeout's resources are released by Close. The error, if any,
+// is classified by Classify. A non-success status is not an error here.
+func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
+	_, resp, err := c.send(ctx, &r)
+	return resp, err
+}
+
+// send builds and sends one attempt of r. With an oauth2 target that
+// answers 401, the token is refreshed and the request sent once more. req
+// is nil when the request could not be built.
+func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Response, error) {
+	req, cancel, err := c.newRequest(ctx, r)
+	if err != nil {
+		c.logBuildError(ctx, r, err)
+		return nil, nil, err
+	}
+	resp, err := c.roundTrip(req, cancel)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized ||
+		r.Target.Auth == nil || r.Target.Auth.OAuth2ClientCredentials == nil {
+		return req, resp, err
+	}
+	tok := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
+	c.oauthToken(r.Target.Auth.OAuth2ClientCredentials).invalidate(tok)
+	drain(resp.Body)
+	_ = resp.Body.Close()
+	req2, cancel, err := c.newRequest(ctx, r)
+	if err != nil {
+		c.logBuildError(ctx, r, err)
+		return req, nil, err
+	}
+	resp, err = c.roundTrip(req2, cancel)
+	return req2, resp, err
+}
+
+func (c *Client) roundTrip(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
+	ctx := req.Context()
+	resp, err := c.transport.RoundTrip(req)
+	if err != nil {
+		err = withContextErr(ctx, err)
+		cancel()
+		return nil, err
+	}
+	resp.Body = &attemptBody{rc: resp.Body, ctx: ctx, cancel: cancel}
+	return resp, nil
+}
+
+// Exchange sends one attempt of r and reads at most maxBody bytes of the
+// response body (maxBody <= 0 reads none); past that, it reads and discards
+// up to 64 KiB more so the connection can be reused, then gives up on the
+// connection. The attempt timeout covers reading the body.
+func (c *Client) Exchange(ctx context.Context, r Request, maxBody int64) (res Result) {
+	res.StartedAt = time.Now()
+	r.decodeBody = true
+	defer func() {
+		res.Duration = time.Since(res.StartedAt)
+		res.Class = Classify(res.Err)
+		var p config.Retry
+		if r.Target != nil {
+			p = r.Target.Retry
+		}
+		res.Retryable = Retryable(p, res.Class, res.Status, res.Err)
+	}()
+
+	req, resp, err := c.send(ctx, &r)
+	switch {
+	case req != nil:
+		res.RequestMethod, res.RequestURL = req.Method, r.Target.URL
+		if req.URL.User != nil || r.Target.URL == "" {
+			res.RequestURL = req.URL.Redacted()
+		}
+		res.RequestHeader = redactIfNeeded(req.Header, authRedact(r.Target))
+	case r.Target != nil:
+		res.RequestMethod, res.RequestURL = r.Method, r.Target.URL
+	}
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	defer resp.Body.Close()
+	res.Status, res.Header = resp.StatusCode, resp.Header
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		res.RetryAfter = ParseRetryAfter(ra, time.Now())
+	}
+	res.Body, res.Truncated, err = readBody(resp, maxBody)
+	switch {
+	case err != nil:
+		res.Err = err
+	case !IsSuccess(resp.StatusCode):
+		res.Err = &StatusError{Status: resp.StatusCode}
+	}
+	return res
+}
+
+// readBody reads at most maxBody bytes of resp's body, then drains a
+// bounded amount of the rest.
+func readBody(resp *http.Response, maxBody int64) (body []byte, truncated bool, err error) {
+	if maxBody < 0 {
+		maxBody = 0
+	}
+	switch cl := resp.ContentLength; {
+	case cl == 0:
+	case cl > 0 && cl <= maxBody:
+		body = make([]byte, cl)
+		var n int
+		n, err = io.ReadFull(resp.Body, body)
+		body = body[:n]
+		if err != nil {
+			return body, false, err
+		}
+	default:
+		buf := bufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxBody+1))
+		if buf.Len() > 0 {
+			n := min(int64(buf.Len()), maxBody)
+			body = bytes.Clone(buf.Bytes()[:n])
+			truncated = int64(buf.Len()) > maxBody
+		}
+		if buf.Cap() <= 1<<20 {
+			bufPool.Put(buf)
+		}
+		if err != nil {
+			return body, truncated, err
+		}
+	}
+	// Drain a little so the connection goes back to the pool; closing an
+	// unread body closes the connection.
+	if !drain(resp.Body) {
+		truncated = true
+	}
+	return body, truncated, nil
+}
+
+// drain reads and discards up to drainLimit bytes of body and reports
+// whether it reached the end.
+func drain(body io.Reader) bool {
+	bp := drainPool.Get().(*[]byte)
+	defer drainPool.Put(bp)
+	for n := 0; n <= drainLimit; {
+		m, err := body.Read(*bp)
+		n += m
+		if err != nil {
+			// A failure past the part we keep does not fail the attempt;
+			// the connection is not reused.
+			return errors.Is(err, io.EOF)
+		}
+	}
+	return false
+}
+
+var drainPool = sync.Pool{New: func() any {
+	b := make([]byte, 4<<10)
+	return &b
+}}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (c *Client) logBuildError(ctx context.Context, r *Request, err error) {
+	name := ""
+	if r.Target != nil {
+		name = r.Target.Name
+	}
+	c.log.LogAttrs(ctx, slog.LevelDebug, "outbound request not built",
+		slog.String("target", name), slog.String("error", err.Error()))
+}
+
+// newRequest builds the outbound request of r with its attempt timeout.
+func (c *Client) newRequest(ctx context.Context, r *Request) (*http.Request, context.CancelFunc, error) {
+	t := r.Target
+	if t == nil {
+		return nil, nil, fmt.Errorf("%w: no target", errBuild)
+	}
+	u := t.ParsedURL
+	if u == nil {
+		var err error
+		if u, err = url.Parse(t.URL); err != nil {
+			return nil, nil, fmt.Errorf("%w: target %s: %w", errBuild, t.Name, err)
+		}
+	}
+	method := t.Method
+	if method == "" {
+		method = r.Method
+	}
+	if method == "" {
+		method = http.MethodPost
+	}
+	timeout := t.Timeout.D()
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if !validMethod(method) {
+		return nil, nil, fmt.Errorf("%w: target %s: invalid method %q", errBuild, t.Name, method)
+	}
+	// The attempt's own timer is only needed when it ends before ctx does
+	// (a sync route's deadline often ends first).
+	actx, cancel := ctx, context.CancelFunc(noCancel)
+	if dl, ok := ctx.Deadline(); !ok || dl.After(time.Now().Add(timeout)) {
+		actx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	// The URL is the target's, shared: nothing on the way (transport,
+	// proxy selection) writes to a request's URL.
+	req := (&http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Host:       u.Host,
+	}).WithContext(actx)
+	req.Header = outboundHeader(r)
+	if u.User != nil && req.Header.Get("Authorization") == "" {
+		pw, _ := u.User.Password()
+		req.SetBasicAuth(u.User.Username(), pw)
+	}
+	if t.Auth != nil {
+		if err := c.applyAuth(actx, req, r); err != nil {
+			cancel()
+			return nil, nil, err
+		}
+	}
+	if body := r.Body; len(body) > 0 {
+		req.ContentLength = int64(len(body))
+		req.Body = newBodyReader(body)
+		req.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
+	} else if method != http.MethodGet && method != http.MethodHead {
+		req.Body = http.NoBody
+		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	}
+	return req, cancel, nil
+}
+
+func noCancel() {}
+
+// withContextErr makes sure an error caused by the end of ctx says so
+// (errors.Is context.Canceled or context.DeadlineExceeded), whatever
+// wording the transport used.
+func withContextErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
+}
+
+// attemptBody is a response body that releases the attempt's timeout when
+// closed and reports a timeout or cancellation as such.
+type attemptBody struct {
+	rc     io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (b *attemptBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = withContextErr(b.ctx, err)
+	}
+	return n, err
+}
+
+func (b *attemptBody) Close() error {
+	err := b.rc.Close()
+	b.cancel()
+	return err
+}
+
+// newBodyReader gives each request its own reader over the shared body. It
+// is an io.NopCloser around a *bytes.Reader on purpose: net/http recognises
+// that pair as in-memory and writes the headers and the body in one
+// syscall (one TCP segment for a small request) instead of two.
+func newBodyReader(b []byte) io.ReadCloser {
+	return io.NopCloser(bytes.NewReader(b))
+}
+
+// validMethod reports whether m is a valid HTTP method token.
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
