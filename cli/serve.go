@@ -65,7 +65,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 
-	srv, err := server.Start(ctx, cfg, server.Options{Logger: logger, WatchConfig: cfg.File != ""})
+	srv, err := server.Start(ctx, cfg, server.Options{Logger: logger, WatchConfig: cfg.File != "", Version: version()})
 	if err != nil {
 		return err
 	}

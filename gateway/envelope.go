@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -87,7 +88,7 @@ func (o *outcome) appendJSON(b []byte) []byte {
 		b = append(b, `,"body":`...)
 		switch {
 		case !o.truncated && isJSONType(o.contentType) && json.Valid(o.body):
-			b = append(b, o.body...)
+			b = appendCompactJSON(b, o.body)
 		case utf8.Valid(o.body):
 			b = appendString(b, unsafe.String(unsafe.SliceData(o.body), len(o.body)))
 		default:
@@ -194,4 +195,20 @@ func writeJSON(w http.ResponseWriter, status int, id string, v jsonAppender) {
 		*bp = b
 		jsonBufPool.Put(bp)
 	}
+}
+
+// appendCompactJSON appends a valid JSON document without insignificant
+// whitespace, so an embedded body never breaks the envelope's layout (most
+// encoders end their output with a newline). The common case — compact
+// already, maybe with surrounding whitespace — costs no extra allocation.
+func appendCompactJSON(b, doc []byte) []byte {
+	doc = bytes.TrimSpace(doc)
+	if bytes.IndexByte(doc, '\n') < 0 && bytes.IndexByte(doc, '\t') < 0 && bytes.IndexByte(doc, '\r') < 0 {
+		return append(b, doc...)
+	}
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, doc); err != nil {
+		return append(b, doc...)
+	}
+	return buf.Bytes()
 }

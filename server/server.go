@@ -30,6 +30,8 @@ type Options struct {
 	// Store, when set, is used instead of opening the store of the config.
 	// The server closes it on Shutdown.
 	Store fanout.Store
+	// Version is reported in traces.
+	Version string
 	// WatchConfig reloads the config when its file changes (needs
 	// Config.File). SIGHUP is handled by the caller through Reload.
 	WatchConfig bool
@@ -47,6 +49,7 @@ type Server struct {
 	committer  *queue.Committer
 	dispatcher *queue.Dispatcher
 	purger     *queue.Purger
+	obs        *observability
 
 	dataSrv, adminSrv *http.Server
 	dataLn, adminLn   net.Listener
@@ -87,6 +90,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 
+	if s.obs, err = newObservability(ctx, s.store, opts.Version, logger); err != nil {
+		return nil, err
+	}
 	s.client = upstream.New(upstream.Options{Logger: logger})
 	s.committer = queue.NewCommitter(s.store, queue.CommitterOptions{
 		Logger: logger,
@@ -100,6 +106,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 		Logger:        logger,
 		LeaseFor:      cfg.Delivery.LeaseTimeout.D(),
 		ShutdownGrace: cfg.ShutdownTimeout.D(),
+		Hooks:         s.obs.queueHooks(),
 	})
 	s.dispatcher.SetConfig(cfg)
 	s.purger = queue.NewPurger(s.store, queue.PurgerOptions{
@@ -122,6 +129,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 		Client:    s.client,
 		Enqueuer:  s.committer,
 		StatusURL: s.statusURL,
+		Hooks:     s.obs.gatewayHooks(),
+		Tracer:    s.obs.tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -167,13 +176,14 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	if s.adminLn != nil {
 		s.adminSrv = &http.Server{
 			Handler: admin.New(admin.Options{
-				Store:  s.store,
-				Config: s.cfg.Load,
-				Token:  cfg.Admin.Token,
-				Ready:  s.ready.Load,
-				Notify: s.dispatcher.Notify,
-				Pprof:  cfg.Admin.Pprof,
-				Logger: logger,
+				Store:   s.store,
+				Config:  s.cfg.Load,
+				Token:   cfg.Admin.Token,
+				Ready:   s.ready.Load,
+				Notify:  s.dispatcher.Notify,
+				Pprof:   cfg.Admin.Pprof,
+				Logger:  logger,
+				Metrics: s.obs.metricsHandler(),
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -353,6 +363,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.bgStop()
 	s.bg.Wait()
 	s.client.CloseIdleConnections()
+	if err := s.obs.shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("tracing: %w", err))
+	}
 	if err := s.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
@@ -375,6 +388,9 @@ func (s *Server) closeOnFailedStart() {
 		<-s.commitDone
 		<-s.workDone
 		s.bg.Wait()
+	}
+	if s.obs != nil {
+		_ = s.obs.shutdown(context.Background())
 	}
 	if s.store != nil {
 		_ = s.store.Close()
