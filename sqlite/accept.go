@@ -1,0 +1,200 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fanouthq/fanout"
+)
+
+// rowsPerStatement caps the VALUES rows of one statement (SQLite allows
+// 32766 bound values per statement; 64 rows of 12 stays far below, and
+// larger statements stop paying off).
+const rowsPerStatement = 64
+
+// routeKey is an idempotency key in its route.
+type routeKey struct{ route, key string }
+
+// keyUse is the message that holds an idempotency key.
+type keyUse struct {
+	messageID  string
+	receivedAt int64
+}
+
+// newMessage is an accepted message about to be inserted.
+type newMessage struct {
+	msg        fanout.Message
+	targets    []string
+	receivedAt int64
+	headers    []byte
+	keyed      bool // remember its key in idempotency_keys
+}
+
+// Accept stores the messages and their pending deliveries in one
+// transaction, with multi-row INSERTs. A message with no ID gets one from
+// fanout.NewMessageID and one with no ReceivedAt is received now; a target
+// listed twice gets one delivery.
+func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fanout.AcceptResult, error) {
+	if len(params) == 0 {
+		return nil, nil
+	}
+	results := make([]fanout.AcceptResult, len(params))
+	fresh := make([]newMessage, 0, len(params))
+	for i := range params {
+		p := &params[i]
+		n := newMessage{msg: p.Message, targets: uniqueTargets(p.Targets)}
+		if n.msg.ID == "" {
+			n.msg.ID = fanout.NewMessageID()
+		}
+		if n.msg.ReceivedAt.IsZero() {
+			n.msg.ReceivedAt = time.Now()
+		}
+		n.receivedAt = millis(n.msg.ReceivedAt)
+		n.keyed = n.msg.IdempotencyKey != "" && p.DedupWindow > 0
+		var err error
+		if n.headers, err = encodeHeader(n.msg.Header); err != nil {
+			return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
+		}
+		fresh = append(fresh, n)
+		results[i].MessageID = n.msg.ID
+	}
+
+	err := s.withTx(ctx, "accept", func(tx *sql.Tx) error {
+		keep, err := s.dedup(ctx, tx, params, fresh, results)
+		if err != nil {
+			return err
+		}
+		if err := s.insertMessages(ctx, tx, keep); err != nil {
+			return s.dbErr("accept: insert messages", err)
+		}
+		if err := s.insertDeliveries(ctx, tx, keep); err != nil {
+			return s.dbErr("accept: insert deliveries", err)
+		}
+		if err := s.upsertKeys(ctx, tx, keep); err != nil {
+			return s.dbErr("accept: remember idempotency keys", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// dedup resolves idempotency keys in order: a message whose key was used by
+// an earlier message of its route (stored, or earlier in this batch) within
+// its DedupWindow is dropped and its result points at that message. It
+// returns the messages to insert.
+func (s *Store) dedup(ctx context.Context, tx *sql.Tx, params []fanout.AcceptParams, fresh []newMessage, results []fanout.AcceptResult) ([]newMessage, error) {
+	keep := fresh[:0:0]
+	seen := make(map[routeKey]keyUse)
+	for i, n := range fresh {
+		if !n.keyed {
+			keep = append(keep, n)
+			continue
+		}
+		rk := routeKey{n.msg.Route, n.msg.IdempotencyKey}
+		prev, ok := seen[rk]
+		if !ok {
+			switch err := s.scanTx(ctx, tx, qLookupKey, []any{rk.route, rk.key}, &prev.messageID, &prev.receivedAt); {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return nil, s.dbErr("accept: look up idempotency key", err)
+			default:
+				ok = true
+			}
+		}
+		if ok && prev.receivedAt+params[i].DedupWindow.Milliseconds() > n.receivedAt {
+			results[i] = fanout.AcceptResult{MessageID: prev.messageID, Replayed: true}
+			continue
+		}
+		seen[rk] = keyUse{messageID: n.msg.ID, receivedAt: n.receivedAt}
+		keep = append(keep, n)
+	}
+	return keep, nil
+}
+
+// insertMessages inserts the messages, rowsPerStatement per statement.
+func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, msgs []newMessage) error {
+	return s.execValues(ctx, tx, len(msgs), qInsertMessagesHead, qInsertMessagesRow, "", insertMessagesArgs,
+		func(args []any, i int) []any {
+			n := &msgs[i]
+			m := &n.msg
+			return append(args, m.ID, m.Route, m.Tenant, m.Method, m.Path, n.headers, nonNil(m.Body),
+				m.IdempotencyKey, n.receivedAt)
+		})
+}
+
+// insertDeliveries inserts one pending delivery per message and target,
+// due when the message was received.
+func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, msgs []newMessage) error {
+	type ref struct{ msg, target int }
+	var refs []ref
+	for i := range msgs {
+		for j := range msgs[i].targets {
+			refs = append(refs, ref{i, j})
+		}
+	}
+	return s.execValues(ctx, tx, len(refs), qInsertDeliveriesHead, qInsertDeliveriesRow, "", insertDeliveriesArgs,
+		func(args []any, i int) []any {
+			n := &msgs[refs[i].msg]
+			at := n.receivedAt
+			return append(args, n.msg.ID, n.msg.Route, n.targets[refs[i].target], at, at, at, at, at)
+		})
+}
+
+// execValues runs a statement on VALUES rows (valuesSQL) for n rows, up to
+// rowsPerStatement rows at a time; rowArgs appends the width values of row
+// i to args.
+func (s *Store) execValues(ctx context.Context, tx *sql.Tx, n int, head, row, tail string, width int, rowArgs func(args []any, i int) []any) error {
+	args := make([]any, 0, min(n, rowsPerStatement)*width)
+	for start := 0; start < n; start += rowsPerStatement {
+		end := min(start+rowsPerStatement, n)
+		args = args[:0]
+		for i := start; i < end; i++ {
+			args = rowArgs(args, i)
+		}
+		if _, err := s.execTx(ctx, tx, valuesSQL(head, row, tail, end-start), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// upsertKeys remembers the idempotency keys of the inserted messages; a
+// later message with the same key takes the row over.
+func (s *Store) upsertKeys(ctx context.Context, tx *sql.Tx, msgs []newMessage) error {
+	for i := range msgs {
+		n := &msgs[i]
+		if !n.keyed {
+			continue
+		}
+		if _, err := s.execTx(ctx, tx, qUpsertKey, n.msg.Route, n.msg.IdempotencyKey, n.msg.ID, n.receivedAt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// uniqueTargets returns targets without repeats, in order.
+func uniqueTargets(targets []string) []string {
+	for i := 1; i < len(targets); i++ {
+		for j := range i {
+			if targets[i] == targets[j] {
+				out := make([]string, 0, len(targets))
+				seen := make(map[string]bool, len(targets))
+				for _, t := range targets {
+					if !seen[t] {
+						seen[t] = true
+						out = append(out, t)
+					}
+				}
+				return out
+			}
+		}
+	}
+	return targets
+}

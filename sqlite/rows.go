@@ -1,0 +1,171 @@
+package sqlite
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/fanouthq/fanout"
+)
+
+// Conversions between the domain types and their columns, in one place.
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// millis is t in the stored form, Unix milliseconds.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMillis is the stored form back as a UTC time.
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// nullMillis is an optional stored time.
+func nullMillis(ms sql.NullInt64) (time.Time, bool) {
+	if !ms.Valid {
+		return time.Time{}, false
+	}
+	return fromMillis(ms.Int64), true
+}
+
+// encodeHeader stores h as JSON; a nil header is NULL.
+func encodeHeader(h http.Header) ([]byte, error) {
+	if h == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("encode header: %w", err)
+	}
+	return b, nil
+}
+
+// decodeHeader reverses encodeHeader.
+func decodeHeader(b []byte) (http.Header, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var h http.Header
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("decode header: %w", err)
+	}
+	return h, nil
+}
+
+// nonNil keeps an empty body an empty BLOB rather than NULL.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// emptyNil returns nil for an empty slice: bodies read back are nil when
+// empty, whatever was stored.
+func emptyNil(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// messageRow receives messageColumns.
+type messageRow struct {
+	m          *fanout.Message
+	headers    []byte
+	receivedAt int64
+}
+
+func (r *messageRow) dest() []any {
+	m := r.m
+	return []any{&m.ID, &m.Route, &m.Tenant, &m.Method, &m.Path, &r.headers, &m.Body,
+		&m.IdempotencyKey, &r.receivedAt}
+}
+
+func (r *messageRow) finish() error {
+	h, err := decodeHeader(r.headers)
+	if err != nil {
+		return fmt.Errorf("message %s: %w", r.m.ID, err)
+	}
+	r.m.Header = h
+	r.m.ReceivedAt = fromMillis(r.receivedAt)
+	r.m.Body = emptyNil(r.m.Body)
+	return nil
+}
+
+// deliveryRow receives deliveryColumns.
+type deliveryRow struct {
+	d                      *fanout.Delivery
+	state, class           string
+	next, created, updated int64
+}
+
+func (r *deliveryRow) dest() []any {
+	d := r.d
+	return []any{&d.ID, &d.MessageID, &d.Route, &d.Target, &r.state, &d.Attempts, &r.next,
+		&d.LastStatus, &d.LastError, &r.class, &r.created, &r.updated}
+}
+
+func (r *deliveryRow) finish() {
+	r.d.State = fanout.DeliveryState(r.state)
+	r.d.LastClass = fanout.ErrorClass(r.class)
+	r.d.NextAttemptAt = fromMillis(r.next)
+	r.d.CreatedAt = fromMillis(r.created)
+	r.d.UpdatedAt = fromMillis(r.updated)
+}
+
+// scanMessage reads messageColumns (or messageSummaryColumns).
+func scanMessage(row scanner, m *fanout.Message) error {
+	r := messageRow{m: m}
+	if err := row.Scan(r.dest()...); err != nil {
+		return err
+	}
+	return r.finish()
+}
+
+// scanDelivery reads deliveryColumns.
+func scanDelivery(row scanner, d *fanout.Delivery) error {
+	r := deliveryRow{d: d}
+	if err := row.Scan(r.dest()...); err != nil {
+		return err
+	}
+	r.finish()
+	return nil
+}
+
+// scanLeased reads deliveryColumns followed by messageColumns.
+func scanLeased(row scanner, l *fanout.LeasedDelivery) error {
+	dr, mr := deliveryRow{d: &l.Delivery}, messageRow{m: &l.Message}
+	if err := row.Scan(append(dr.dest(), mr.dest()...)...); err != nil {
+		return err
+	}
+	dr.finish()
+	return mr.finish()
+}
+
+// scanAttempt reads attemptColumns.
+func scanAttempt(row scanner, a *fanout.Attempt) error {
+	var started, durationUS int64
+	var reqHeaders, respHeaders []byte
+	var class string
+	if err := row.Scan(&a.ID, &a.DeliveryID, &a.MessageID, &a.Target, &a.Number, &started, &durationUS,
+		&a.RequestMethod, &a.RequestURL, &reqHeaders, &a.Status, &respHeaders, &a.ResponseBody,
+		&class, &a.Error); err != nil {
+		return err
+	}
+	a.StartedAt = fromMillis(started)
+	a.Duration = time.Duration(durationUS) * time.Microsecond
+	a.Class = fanout.ErrorClass(class)
+	a.ResponseBody = emptyNil(a.ResponseBody)
+	var err error
+	if a.RequestHeader, err = decodeHeader(reqHeaders); err != nil {
+		return fmt.Errorf("attempt %d: request %w", a.ID, err)
+	}
+	if a.ResponseHeader, err = decodeHeader(respHeaders); err != nil {
+		return fmt.Errorf("attempt %d: response %w", a.ID, err)
+	}
+	return nil
+}

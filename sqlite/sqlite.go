@@ -1,0 +1,320 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fanouthq/fanout"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+var _ fanout.Store = (*Store)(nil)
+
+// Options configures Open. The zero value is valid.
+type Options struct {
+	// Logger receives the store's few log lines: migrations applied,
+	// background checkpoints (debug) and their failures (warn). Nil discards
+	// them.
+	Logger *slog.Logger
+}
+
+// Store is a fanout.Store on one SQLite file. It is safe for concurrent
+// use; writes are serialized on one connection, reads use a pool, and a
+// background goroutine checkpoints the WAL so that commits do not.
+type Store struct {
+	writer *sql.DB // one connection, IMMEDIATE transactions
+	reader *sql.DB // read-only pool
+	logger *slog.Logger
+	ckpt   *checkpointer
+	closed atomic.Bool
+
+	stmtsMu sync.Mutex
+	stmts   map[string]*sql.Stmt // prepared on writer, by query; nil once closed
+	wanted  map[string]struct{}  // queries to prepare and keep
+}
+
+// Open opens (creating it if needed) the SQLite database at path and
+// returns a Store on it. It does not migrate: call Migrate before use.
+// path is a file name; ":memory:" is refused because the writer and the
+// readers must share one database. The Store starts a goroutine that Close
+// stops.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("open sqlite: path %q: a database file is required", path)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var opened []*sql.DB
+	fail := func(err error) (*Store, error) {
+		errs := []error{fmt.Errorf("open sqlite %s: %w: %w", path, fanout.ErrStoreUnavailable, err)}
+		for _, db := range opened {
+			errs = append(errs, db.Close())
+		}
+		return nil, errors.Join(errs...)
+	}
+	// The writer connects first: it switches the file to WAL, which the
+	// other connections then find in the file.
+	conns := []struct {
+		dsn string
+		n   int
+	}{
+		{writerDSN(path), 1},
+		{readerDSN(path), max(4, runtime.GOMAXPROCS(0))},
+		{checkpointDSN(path), 1},
+	}
+	for _, c := range conns {
+		db, err := sql.Open("sqlite", c.dsn)
+		if err != nil {
+			return fail(err)
+		}
+		opened = append(opened, db)
+		db.SetMaxOpenConns(c.n)
+		db.SetMaxIdleConns(c.n)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+		if err := db.PingContext(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	return &Store{
+		writer: opened[0],
+		reader: opened[1],
+		logger: logger,
+		ckpt:   startCheckpointer(ctx, opened[2], logger),
+		stmts:  make(map[string]*sql.Stmt),
+		wanted: make(map[string]struct{}),
+	}, nil
+}
+
+// The connections' settings. Every connection waits up to busyTimeoutMS
+// for a lock (another process, a checkpoint) before failing and has
+// foreign keys on (the cascades).
+const dsnCommon = "&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+
+// writerDSN is the DSN of the single write connection: WAL; an fsync on
+// every commit (synchronous=FULL: durable on power loss); IMMEDIATE
+// transactions, so that a write transaction holds the write lock from its
+// start and never fails to upgrade a read lock; statement journals in
+// memory (multi-row INSERTs need them); checkpoints left to the
+// checkpointer, with the writer's own automatic checkpoint only as a
+// backstop if the WAL grows past 10,000 pages; and a cap on the WAL file
+// kept after a checkpoint.
+func writerDSN(path string) string {
+	return "file:" + escapePath(path) + "?_txlock=immediate" + dsnCommon +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)" +
+		"&_pragma=temp_store(MEMORY)" +
+		"&_pragma=wal_autocheckpoint(10000)" +
+		"&_pragma=journal_size_limit(67108864)"
+}
+
+// readerDSN is the DSN of the read pool: query_only makes a write through a
+// reader an error instead of a second writer.
+func readerDSN(path string) string {
+	return "file:" + escapePath(path) + "?_pragma=query_only(1)" + dsnCommon
+}
+
+// checkpointDSN is the DSN of the checkpointer's connection; a checkpoint
+// fsyncs the database file as synchronous=FULL asks.
+func checkpointDSN(path string) string {
+	return "file:" + escapePath(path) + "?_pragma=synchronous(FULL)" + dsnCommon
+}
+
+// escapePath escapes the characters that end the path part of a SQLite URI
+// filename.
+func escapePath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
+
+// Close stops the checkpointer and closes the connections; closing the
+// last connection checkpoints the WAL into the database file. Calls made
+// after Close fail with an error that wraps fanout.ErrClosed. Close is
+// idempotent.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.stmtsMu.Lock()
+	stmts := s.stmts
+	s.stmts = nil
+	s.stmtsMu.Unlock()
+	errs := []error{s.ckpt.stop()}
+	for _, st := range stmts {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(append(errs, s.reader.Close(), s.writer.Close())...)
+}
+
+// stmt returns query prepared for tx, a write transaction. The writer's
+// statements are prepared once and kept: the writer has one connection, so
+// every transaction can reuse them instead of parsing the SQL again (which
+// for a 64-row INSERT costs more than running it). A statement not kept yet
+// is prepared for this transaction only and kept once the transaction
+// ends, when the connection is free to prepare it.
+func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	s.stmtsMu.Lock()
+	st, ok := s.stmts[query]
+	if !ok && s.stmts != nil {
+		s.wanted[query] = struct{}{}
+	}
+	s.stmtsMu.Unlock()
+	if ok {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return tx.PrepareContext(ctx, query)
+}
+
+// execTx runs a write statement in tx through stmt.
+func (s *Store) execTx(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = st.Close() }() // only the transaction's handle: the kept statement stays
+	return st.ExecContext(ctx, args...)
+}
+
+// scanTx runs a one-row query in tx through stmt and scans it into dest;
+// no row is sql.ErrNoRows.
+func (s *Store) scanTx(ctx context.Context, tx *sql.Tx, query string, args []any, dest ...any) error {
+	st, err := s.stmt(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = st.Close() }() // see execTx
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
+}
+
+// queryTx runs a query in tx through stmt and calls each for every row.
+func (s *Store) queryTx(ctx context.Context, tx *sql.Tx, query string, args []any, each func(*sql.Rows) error) error {
+	st, err := s.stmt(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = st.Close() }() // see execTx
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rows.Close() }() // rows.Err below reports what matters
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// prepareWanted prepares and keeps the statements stmt asked for. It runs
+// with no transaction open, and prepares without holding stmtsMu: the
+// writer's connection may be taken meanwhile by a transaction that needs
+// stmtsMu. A failure leaves the statement to a later try.
+func (s *Store) prepareWanted(ctx context.Context) {
+	s.stmtsMu.Lock()
+	queries := make([]string, 0, len(s.wanted))
+	for query := range s.wanted {
+		queries = append(queries, query)
+	}
+	clear(s.wanted)
+	s.stmtsMu.Unlock()
+	for _, query := range queries {
+		s.keep(ctx, query)
+	}
+}
+
+// keep prepares query on the writer and keeps it, unless it is kept
+// already or the store is closed.
+func (s *Store) keep(ctx context.Context, query string) {
+	st, err := s.writer.PrepareContext(ctx, query)
+	if err != nil {
+		return
+	}
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	if _, dup := s.stmts[query]; dup || s.stmts == nil {
+		defer func() { _ = st.Close() }() // a copy nobody uses
+		return
+	}
+	s.stmts[query] = st
+}
+
+// dbErr is where database errors become the store's: sql.ErrNoRows becomes
+// fanout.ErrNotFound, every other failure wraps fanout.ErrStoreUnavailable
+// (and fanout.ErrClosed after Close) and keeps the cause.
+func (s *Store) dbErr(op string, err error) error {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", op, fanout.ErrNotFound)
+	case s.closed.Load():
+		return fmt.Errorf("%s: %w: %w: %w", op, fanout.ErrStoreUnavailable, fanout.ErrClosed, err)
+	default:
+		return fmt.Errorf("%s: %w: %w", op, fanout.ErrStoreUnavailable, err)
+	}
+}
+
+// withTx runs fn in a write transaction and commits it.
+func (s *Store) withTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return s.dbErr(op, err)
+	}
+	defer s.prepareWanted(ctx)
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // the error from fn is the one to report
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return s.dbErr(op, err)
+	}
+	s.ckpt.wake()
+	return nil
+}
+
+// exec runs one write statement in its own transaction and returns the
+// number of rows it changed.
+func (s *Store) exec(ctx context.Context, op, query string, args ...any) (int64, error) {
+	res, err := s.writer.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, s.dbErr(op, err)
+	}
+	s.ckpt.wake()
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.dbErr(op, err)
+	}
+	return n, nil
+}
+
+// withReadTx runs fn in a read transaction, so that its queries see one
+// snapshot.
+func (s *Store) withReadTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return s.dbErr(op, err)
+	}
+	defer func() { _ = tx.Rollback() }() // read only: nothing to commit
+	return fn(tx)
+}
+
+// closeRows closes rows and keeps the first error.
+func closeRows(rows *sql.Rows, err *error) {
+	if cerr := rows.Close(); cerr != nil && *err == nil {
+		*err = cerr
+	}
+}
+
+// Keys of the store's log attributes.
+const (
+	logKeyVersion = "version"
+	logKeyName    = "name"
+)
