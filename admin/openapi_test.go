@@ -1,0 +1,99 @@
+package admin
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator"
+	"github.com/stretchr/testify/require"
+)
+
+// TestOpenAPIValid validates the served document against the OpenAPI 3.1
+// schema with a maintained validator.
+func TestOpenAPIValid(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(New(Options{}))
+	t.Cleanup(srv.Close)
+
+	res, err := http.Get(srv.URL + "/openapi.json")
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, "application/json", res.Header.Get("Content-Type"))
+	require.True(t, json.Valid(body))
+
+	doc, err := libopenapi.NewDocument(body)
+	require.NoError(t, err)
+	require.Equal(t, "3.1.0", doc.GetVersion())
+	_, errs := doc.BuildV3Model()
+	require.NoError(t, errs)
+
+	v, verrs := validator.NewValidator(doc)
+	require.Empty(t, verrs)
+	ok, vErrs := v.ValidateDocument()
+	for _, e := range vErrs {
+		t.Errorf("openapi.yaml: %s: %s", e.Message, e.Reason)
+		for _, se := range e.SchemaValidationErrors {
+			t.Errorf("  %s at %s (%s)", se.Reason, se.FieldPath, se.KeywordLocation)
+		}
+	}
+	require.True(t, ok)
+}
+
+// openAPIOperations lists "METHOD /path" of every operation in the
+// document.
+func openAPIOperations(t *testing.T) []string {
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(openAPIJSON, &doc))
+	var ops []string
+	for path, item := range doc.Paths {
+		for method := range item {
+			switch method {
+			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
+				ops = append(ops, strings.ToUpper(method)+" "+path)
+			}
+		}
+	}
+	slices.Sort(ops)
+	return ops
+}
+
+// TestOpenAPICoversEveryEndpoint fails when an endpoint registered on the
+// mux is not in the document, or the document describes one that is not
+// registered. It also sends a request to every documented operation and
+// checks that the mux routes it (no 404 not_found, no 405).
+func TestOpenAPICoversEveryEndpoint(t *testing.T) {
+	t.Parallel()
+	opts := Options{Pprof: true, Metrics: http.NotFoundHandler(), Token: "t"}
+
+	var registered []string
+	for _, e := range endpoints {
+		require.Truef(t, e.enabled == nil || e.enabled(&opts), "%s is not enabled by the test options", e.pattern())
+		registered = append(registered, e.method+" "+e.path)
+	}
+	slices.Sort(registered)
+	require.Equal(t, registered, openAPIOperations(t), "the endpoints table and openapi.yaml differ")
+
+	// Every documented path is served by the mux as registered.
+	s := New(opts)
+	param := regexp.MustCompile(`\{[^}]+\}`)
+	for _, op := range openAPIOperations(t) {
+		method, path, _ := strings.Cut(op, " ")
+		path = param.ReplaceAllString(path, "heap")
+		req := httptest.NewRequest(method, path, nil)
+		_, pattern := s.mux.Handler(req)
+		require.NotEmptyf(t, pattern, "%s is documented but the mux does not route %s %s", op, method, path)
+	}
+}
