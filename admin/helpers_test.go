@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/fanouthq/fanout/stats"
 	"io"
 	"log/slog"
 	"net/http"
@@ -118,6 +119,7 @@ type setupOpts struct {
 	token   string
 	pprof   bool
 	metrics http.Handler
+	stats   *stats.Stats
 }
 
 func setup(t *testing.T, so ...setupOpts) *bundle {
@@ -147,12 +149,22 @@ func setup(t *testing.T, so ...setupOpts) *bundle {
 		},
 		Pprof:   o.pprof,
 		Metrics: o.metrics,
+		Stats:   statsHandler(o.stats, store),
 		Logger:  slog.New(slog.NewTextHandler(tWriter{t}, nil)),
 		Now:     func() time.Time { return b.now },
 	}))
 	t.Cleanup(b.srv.Close)
 	b.client = admin.NewClient(b.srv.URL, testToken, b.httpClient())
 	return b
+}
+
+// statsHandler serves /v1/stats from st and the store's backlog; nil st
+// leaves the endpoint off.
+func statsHandler(st *stats.Stats, store *sqlite.Store) http.Handler {
+	if st == nil {
+		return nil
+	}
+	return stats.Handler(st, store)
 }
 
 // tWriter sends the server's logs to the test log.

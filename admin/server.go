@@ -40,6 +40,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics is mounted at GET /metrics, without auth, when non-nil.
 	Metrics http.Handler
+	// Stats serves GET /v1/stats (behind the token) when non-nil; see
+	// package stats.
+	Stats http.Handler
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 }
@@ -82,6 +85,7 @@ func (e endpoint) pattern() string {
 
 func withPprof(o *Options) bool   { return o.Pprof }
 func withMetrics(o *Options) bool { return o.Metrics != nil }
+func withStats(o *Options) bool   { return o.Stats != nil }
 
 // endpoints is the admin API. Keep it in step with openapi.yaml: a test
 // fails when they differ.
@@ -99,6 +103,7 @@ var endpoints = []endpoint{
 	{method: http.MethodPost, path: "/v1/messages/{id}/replay", handle: (*Server).replayMessage},
 	{method: http.MethodPost, path: "/v1/deliveries/replay", handle: (*Server).replayDeliveries},
 	{method: http.MethodPost, path: "/v1/routes/{name}/backfill", handle: (*Server).backfill},
+	{method: http.MethodGet, path: "/v1/stats", handle: (*Server).stats, enabled: withStats},
 
 	{method: http.MethodGet, path: "/debug/pprof/", handle: (*Server).pprofIndex, enabled: withPprof},
 	{method: http.MethodGet, path: "/debug/pprof/{profile}", handle: (*Server).pprofProfile, enabled: withPprof},
@@ -288,6 +293,11 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) error {
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 	s.opts.Metrics.ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
+	s.opts.Stats.ServeHTTP(w, r)
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,10 +61,12 @@ func (o *observability) gatewayHooks() gateway.Hooks {
 			if route == "" {
 				return
 			}
+			// A request fails as a whole with a status; which target failed
+			// and why is in the attempts.
 			ok := status < 400
 			class := ""
 			if !ok {
-				class = statusClass(status)
+				class = string(fanout.ClassStatus)
 			}
 			o.stats.RecordRequest(route, mode, ok, class, d)
 		},
@@ -92,7 +93,8 @@ func (o *observability) queueHooks() queue.Hooks {
 	}
 }
 
-func (o *observability) metricsHandler() http.Handler { return metrics.Handler(o.registry) }
+func (o *observability) statsHandler(backlog stats.BacklogSource) http.Handler {
+	return stats.Handler(o.stats, backlog)
+}
 
-// statusClass names a failed request's status for /v1/stats: "http_502".
-func statusClass(status int) string { return "http_" + strconv.Itoa(status) }
+func (o *observability) metricsHandler() http.Handler { return metrics.Handler(o.registry) }

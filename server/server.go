@@ -184,6 +184,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 				Pprof:   cfg.Admin.Pprof,
 				Logger:  logger,
 				Metrics: s.obs.metricsHandler(),
+				Stats:   s.obs.statsHandler(s.store),
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
