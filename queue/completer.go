@@ -1,0 +1,108 @@
+package queue
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/fanouthq/fanout"
+)
+
+// completeTries is how many times the completer tries to record a batch of
+// outcomes before it gives up on it; the deliveries then stay leased until
+// their leases expire (or Run releases them) and are attempted again.
+const completeTries = 5
+
+// completion is one outcome waiting to be recorded.
+type completion struct {
+	params fanout.CompleteParams
+	target string
+}
+
+// completer records attempt outcomes in batches: one goroutine drains
+// whatever outcomes are waiting into one Store.Complete call, the same
+// group-commit idea as the Committer's.
+type completer struct {
+	store  fanout.Store
+	log    *slog.Logger
+	in     chan completion
+	notify func(target string)
+}
+
+func newCompleter(store fanout.Store, log *slog.Logger, notify func(string)) *completer {
+	return &completer{
+		store:  store,
+		log:    log,
+		in:     make(chan completion, completeBatch),
+		notify: notify,
+	}
+}
+
+// add queues one outcome; it blocks while the queue is full.
+func (c *completer) add(x completion) { c.in <- x }
+
+// close ends run once every queued outcome is recorded. No add may follow.
+func (c *completer) close() { close(c.in) }
+
+// run records outcomes until close. ctx carries values only; every store
+// call has its own deadline so that shutdown still records everything.
+func (c *completer) run(ctx context.Context) {
+	batch := make([]fanout.CompleteParams, 0, completeBatch)
+	retrying := make(map[string]struct{})
+	for {
+		x, ok := <-c.in
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], x.params)
+		clear(retrying)
+		if x.params.State == fanout.StateRetrying {
+			retrying[x.target] = struct{}{}
+		}
+	drain:
+		for len(batch) < completeBatch {
+			select {
+			case x, ok := <-c.in:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, x.params)
+				if x.params.State == fanout.StateRetrying {
+					retrying[x.target] = struct{}{}
+				}
+			default:
+				break drain
+			}
+		}
+		if c.flush(ctx, batch) {
+			// The worker may have looked at NextDue while these were still
+			// leased; wake it to look again now that they are retrying.
+			for t := range retrying {
+				c.notify(t)
+			}
+		}
+	}
+}
+
+// flush records one batch, retrying a few times on store errors. It
+// reports whether the batch was recorded.
+func (c *completer) flush(ctx context.Context, batch []fanout.CompleteParams) bool {
+	wait := 50 * time.Millisecond
+	for try := 1; ; try++ {
+		cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		err := c.store.Complete(cctx, batch)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if try == completeTries {
+			c.log.Error("record delivery outcomes failed; the deliveries will be attempted again",
+				slog.Int(keyCount, len(batch)), slog.Any(keyError, err))
+			return false
+		}
+		c.log.Warn("record delivery outcomes", slog.Int(keyCount, len(batch)), slog.Int(keyAttempt, try), slog.Any(keyError, err))
+		t := time.NewTimer(wait)
+		<-t.C
+		wait *= 2
+	}
+}
