@@ -160,6 +160,15 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 			logger.Error("purger stopped", slog.Any("error", err))
 		}
 	})
+	if l, ok := s.store.(listener); ok {
+		// Several processes share the database: wake this one's idle
+		// workers when another commits work for a target.
+		s.goBackground(func() {
+			if err := l.Listen(bgCtx, s.dispatcher.Notify); err != nil && !errors.Is(err, context.Canceled) && bgCtx.Err() == nil {
+				logger.Error("store listener stopped", slog.Any("error", err))
+			}
+		})
+	}
 	if opts.WatchConfig && cfg.File != "" {
 		if err := s.watchConfig(bgCtx, cfg.File); err != nil {
 			return nil, err

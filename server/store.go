@@ -7,6 +7,7 @@ import (
 
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/config"
+	"github.com/fanouthq/fanout/postgres"
 	"github.com/fanouthq/fanout/sqlite"
 )
 
@@ -19,7 +20,20 @@ func OpenStore(ctx context.Context, c config.Store, logger *slog.Logger) (fanout
 			return nil, fmt.Errorf("open sqlite store %q: %w", c.DSN, err)
 		}
 		return st, nil
+	case "postgres":
+		st, err := postgres.Open(ctx, c.DSN, postgres.Options{Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("open postgres store: %w", err)
+		}
+		return st, nil
 	default:
-		return nil, fmt.Errorf("store driver %q is not supported by this build", c.Driver)
+		return nil, fmt.Errorf("store driver %q is not supported", c.Driver)
 	}
+}
+
+// listener is a store that can tell this process about work committed by
+// others (PostgreSQL's LISTEN/NOTIFY). Listen calls fn with a target name
+// until ctx ends.
+type listener interface {
+	Listen(ctx context.Context, fn func(target string)) error
 }

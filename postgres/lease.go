@@ -1,0 +1,151 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fanouthq/fanout"
+)
+
+// defaultLeaseFor is the lease of a LeaseParams with no LeaseFor.
+const defaultLeaseFor = 30 * time.Second
+
+// Lease claims up to Limit due deliveries of the target in one statement:
+// it picks them, oldest due first, with FOR UPDATE SKIP LOCKED (so that
+// workers of any number of processes leasing the same target at once never
+// wait on each other nor get the same delivery), marks them delivering and
+// returns them joined with their messages. A Limit of zero or less leases
+// nothing; a zero Now is the current time; a zero LeaseFor is 30s.
+//
+// The lease commits without waiting for its WAL flush
+// (synchronous_commit=off for this transaction only), which halves the
+// flushes of a lease-and-complete cycle. Only a crash of the database
+// server can lose a lease that way, and only one whose delivery has not
+// completed yet (Complete waits for its flush, which covers all earlier
+// WAL): the delivery is then due again and delivered again, a duplicate
+// that at-least-once delivery allows, as when a worker dies.
+func (s *Store) Lease(ctx context.Context, p fanout.LeaseParams) ([]fanout.LeasedDelivery, error) {
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	now := stored(orNow(p.Now))
+	leaseFor := p.LeaseFor
+	if leaseFor <= 0 {
+		leaseFor = defaultLeaseFor
+	}
+	b := &pgx.Batch{}
+	b.Queue(qLeaseSettings)
+	b.Queue(leaseSQL(p.Limit), p.Target, now, p.Owner, now.Add(leaseFor))
+	br := s.pool.SendBatch(ctx, b)
+	leased, err := readLeased(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, s.dbErr("lease", err)
+	}
+	return leased, nil
+}
+
+// readLeased reads the results of the Lease batch.
+func readLeased(br pgx.BatchResults) ([]fanout.LeasedDelivery, error) {
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanLeased)
+}
+
+// Complete records the attempts and moves the deliveries still leased by
+// their Owner to their new state, both statements pipelined in one
+// round trip and one transaction. An attempt with no Number takes the
+// delivery's attempt count; its DeliveryID, MessageID and Target always
+// come from the delivery. An invalid State fails the whole call before
+// anything is written.
+func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) error {
+	if len(params) == 0 {
+		return nil
+	}
+	n := len(params)
+	// Attempts.
+	aDelivery, aNumber, aStarted, aDuration := make([]int64, n), make([]int32, n), make([]time.Time, n), make([]int64, n)
+	aMethod, aURL, aReqHeaders, aStatus := make([]string, n), make([]string, n), make([][]byte, n), make([]int32, n)
+	aRespHeaders, aBody, aClass, aError := make([][]byte, n), make([][]byte, n), make([]string, n), make([]string, n)
+	// Deliveries.
+	dID, dOwner, dState, dNext := make([]int64, n), make([]string, n), make([]string, n), make([]*time.Time, n)
+	dStatus, dError, dClass, dNow := make([]int32, n), make([]string, n), make([]string, n), make([]time.Time, n)
+	now := time.Now() // for params with no Now
+	for i := range params {
+		p, a := &params[i], &params[i].Attempt
+		switch p.State {
+		case fanout.StateSucceeded, fanout.StateDead:
+		case fanout.StateRetrying:
+			dNext[i] = optTime(orNow(p.NextAttemptAt))
+		default:
+			return fmt.Errorf("complete delivery %d: state %q is not succeeded, retrying or dead", p.DeliveryID, p.State)
+		}
+		var err error
+		if aReqHeaders[i], err = encodeHeader(a.RequestHeader); err != nil {
+			return fmt.Errorf("complete delivery %d: request %w", p.DeliveryID, err)
+		}
+		if aRespHeaders[i], err = encodeHeader(a.ResponseHeader); err != nil {
+			return fmt.Errorf("complete delivery %d: response %w", p.DeliveryID, err)
+		}
+		aDelivery[i], aNumber[i], aStarted[i], aDuration[i] = p.DeliveryID, int32(a.Number), stored(a.StartedAt), a.Duration.Microseconds() //nolint:gosec // attempt numbers are small
+		aMethod[i], aURL[i], aStatus[i] = a.RequestMethod, a.RequestURL, int32(a.Status)                                                    //nolint:gosec // HTTP statuses are small
+		aBody[i], aClass[i], aError[i] = a.ResponseBody, string(a.Class), a.Error
+		at := p.Now
+		if at.IsZero() {
+			at = now
+		}
+		dID[i], dOwner[i], dState[i] = p.DeliveryID, p.Owner, string(p.State)
+		dStatus[i], dError[i], dClass[i], dNow[i] = int32(a.Status), a.Error, string(a.Class), stored(at) //nolint:gosec // HTTP statuses are small
+	}
+	return retry(ctx, func() error {
+		var b opBatch // a batch is sent once
+		b.queue("complete: insert attempts", qInsertAttempts, aDelivery, aNumber, aStarted, aDuration,
+			aMethod, aURL, aReqHeaders, aStatus, aRespHeaders, aBody, aClass, aError)
+		b.queue("complete: update deliveries", qComplete, dID, dOwner, dState, dNext, dStatus, dError, dClass, dNow)
+		return s.sendOps(ctx, s.pool, &b)
+	})
+}
+
+// ReleaseLeases gives back the deliveries leased by Owner (those in IDs
+// when IDs is not empty) and notifies their targets, so that workers of
+// other processes pick them up at once. A zero Now is the current time.
+func (s *Store) ReleaseLeases(ctx context.Context, p fanout.ReleaseParams) (int, error) {
+	query, args := qReleaseLeases, []any{s.channel, stored(orNow(p.Now)), p.Owner}
+	if len(p.IDs) > 0 {
+		query, args = qReleaseLeaseIDs, append(args, p.IDs)
+	}
+	var n, notified int64
+	err := s.pool.QueryRow(ctx, query, args...).Scan(&n, &notified)
+	if err != nil {
+		return 0, s.dbErr("release leases", err)
+	}
+	return int(n), nil
+}
+
+// NextDue returns the earliest due_at of the target's deliveries.
+func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, error) {
+	var due *time.Time
+	if err := s.pool.QueryRow(ctx, qNextDue, target).Scan(&due); err != nil {
+		return time.Time{}, false, s.dbErr("next due", err)
+	}
+	t, ok := fromOpt(due)
+	return t, ok, nil
+}
+
+// orNow is t, or the current time when t is zero.
+func orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
