@@ -42,6 +42,13 @@ const (
 	// ClassOther covers failures that fit no other class (a malformed
 	// response, a request that could not be built).
 	ClassOther ErrorClass = "other"
+	// ClassTemplate is a call that was not made because one of its
+	// templates (a step's path, headers or body, a route target's body)
+	// failed to render.
+	ClassTemplate ErrorClass = "template"
+	// ClassSkipped is a step that did not run because a step it runs
+	// after failed.
+	ClassSkipped ErrorClass = "skipped"
 )
 
 // Message is one accepted inbound request.

@@ -134,10 +134,14 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) error {
 			return errParam("limit", "want an integer from 1 to %d, got %q", maxListLimit, v)
 		}
 	}
+	tenant, err := tenantFilter(r, q.Get("tenant"))
+	if err != nil {
+		return err
+	}
 	msgs, next, err := s.opts.Store.ListMessages(r.Context(), fanout.ListMessagesParams{
 		Route:  q.Get("route"),
 		Target: q.Get("target"),
-		Tenant: q.Get("tenant"),
+		Tenant: tenant,
 		State:  state,
 		Since:  since,
 		Until:  until,
@@ -224,8 +228,8 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) loadMessage(r *http.Request, id string) (fanout.MessageDetail, error) {
 	md, err := s.opts.Store.GetMessage(r.Context(), id)
-	if errors.Is(err, fanout.ErrNotFound) {
-		return md, errMessageNotFound(id)
+	if errors.Is(err, fanout.ErrNotFound) || err == nil && !visible(r, md.Message) {
+		return fanout.MessageDetail{}, errMessageNotFound(id)
 	}
 	if err != nil {
 		return md, fmt.Errorf("get message %s: %w", id, err)
@@ -275,6 +279,11 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
+	if tenantScope(r) != "" {
+		if _, err := s.loadMessage(r, id); err != nil {
+			return err // another tenant's message: not found
+		}
+	}
 	err := s.opts.Store.DeleteMessage(r.Context(), id)
 	if errors.Is(err, fanout.ErrNotFound) {
 		return errMessageNotFound(id)
@@ -308,7 +317,7 @@ func (s *Server) replayMessage(w http.ResponseWriter, r *http.Request) error {
 			fmt.Sprintf("message %q has no delivery to target %q", id, target)).
 			WithDetails(map[string]any{"id": id, "target": target})
 	}
-	n, err := s.opts.Store.Replay(r.Context(), fanout.ReplayParams{MessageID: id, Target: target, Now: s.now()})
+	n, err := s.opts.Store.Replay(r.Context(), fanout.ReplayParams{MessageID: id, Target: target, Tenant: tenantScope(r), Now: s.now()})
 	if errors.Is(err, fanout.ErrNotFound) {
 		return errMessageNotFound(id) // deleted meanwhile
 	}
@@ -345,6 +354,10 @@ func (s *Server) replayDeliveries(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	tenant, err := tenantFilter(r, f.Tenant)
+	if err != nil {
+		return err
+	}
 	cfg := s.config()
 	if f.Target != "" && cfg.Targets[f.Target] == nil {
 		return errTargetNotFound(f.Target)
@@ -352,7 +365,7 @@ func (s *Server) replayDeliveries(w http.ResponseWriter, r *http.Request) error 
 	n, err := s.opts.Store.Replay(r.Context(), fanout.ReplayParams{
 		Route:  f.Route,
 		Target: f.Target,
-		Tenant: f.Tenant,
+		Tenant: tenant,
 		State:  state,
 		Since:  since,
 		Until:  until,

@@ -185,8 +185,12 @@ func (s *Server) allowed(r *http.Request) []string {
 func (s *Server) wrap(e endpoint) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !e.public && !s.authorized(r) {
-			s.serveError(w, r, errUnauthorized())
-			return
+			// Not the admin token: perhaps a tenant's (tenant.go).
+			var err error
+			if r, err = s.tenantRequest(r, e); err != nil {
+				s.serveError(w, r, err)
+				return
+			}
 		}
 		if err := e.handle(s, w, r); err != nil {
 			s.serveError(w, r, err)

@@ -39,6 +39,7 @@ Usage:
   fanout send PATH [-d @file|-|DATA]       send a request to a running fanout
   fanout messages list|show|replay         inspect and replay messages (admin API)
   fanout migrate  [--config fanout.yaml]   apply store migrations and exit
+  fanout keys new [--tenant T --name N]    make an API key and print its config entry
   fanout echo     [--listen ADDR]          run an echo target (for trials and benchmarks)
   fanout version                           print the version
 
@@ -71,6 +72,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = runMessages(ctx, args[1:], env)
 	case "migrate":
 		err = runMigrate(ctx, args[1:], env)
+	case "keys":
+		err = runKeys(ctx, args[1:], env)
 	case "echo":
 		err = runEcho(ctx, args[1:], env)
 	case "version", "--version", "-v":

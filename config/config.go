@@ -3,13 +3,15 @@ package config
 import (
 	"net/url"
 	"time"
+
+	"github.com/fanouthq/fanout/schema"
 )
 
 // Mode is how a route handles a request.
 type Mode string
 
-// The route modes. ModeSteps is reserved: this version refuses it with a
-// clear error rather than an unknown-mode one.
+// The route modes. ModeSteps runs the route's Steps (a small DAG of
+// dependent calls) instead of sending to Targets.
 const (
 	ModeAsync   Mode = "async"
 	ModeAll     Mode = "all"
@@ -47,6 +49,13 @@ type Config struct {
 	// segment a literal beats "{name}", which beats "{name...}");
 	// validation refuses identical matches.
 	Routes []*Route `yaml:"routes"`
+
+	// Tenants by name: their API keys and tenant admin tokens (see
+	// security.go). Default none.
+	Tenants map[string]*Tenant `yaml:"tenants"`
+	// JWT validates the tokens of routes with auth: jwt. Default nil: no
+	// route may use jwt.
+	JWT *JWT `yaml:"jwt"`
 
 	// pos is where each value was in the file, by field path, so that
 	// Validate can name lines and columns. Nil for a Config built in code.
@@ -159,11 +168,11 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Match selects requests.
 	Match Match `yaml:"match"`
-	// Mode is async, all, settled, race or mirror. Required. (steps is
-	// reserved and refused by this version.)
+	// Mode is async, all, settled, race, mirror or steps. Required.
 	Mode Mode `yaml:"mode"`
-	// Targets lists the route's targets: names, or {name, optional}.
-	// Required, each a key of Config.Targets, no duplicates.
+	// Targets lists the route's targets: names, or {name, optional,
+	// body}. Required, each a key of Config.Targets, no duplicates; with
+	// mode steps it must be empty (each step names its target).
 	Targets []RouteTarget `yaml:"targets"`
 	// Deadline bounds the whole request, retries included (sync modes).
 	// Default 30s; must be > 0.
@@ -200,6 +209,36 @@ type Route struct {
 	// OnFailure "queue" hands failed legs of all/settled to the durable
 	// queue. Default "" (report only).
 	OnFailure string `yaml:"on_failure"`
+
+	// Steps are the calls of a steps route (steps only; required there,
+	// and Targets must then be empty): see Step.
+	Steps []*Step `yaml:"steps"`
+	// Respond names the step whose response is proxied back when every
+	// step succeeded (steps only). Default "": the envelope of every step.
+	Respond string `yaml:"respond"`
+	// Async runs a steps route through the durable queue, answering 202
+	// (steps only). Default false. Not supported by this version: Parse
+	// refuses true.
+	Async bool `yaml:"async"`
+
+	// Auth is how callers authenticate: none (default, also ""), api_key
+	// or jwt.
+	Auth AuthMode `yaml:"auth"`
+	// Tenants lists the tenants allowed to call the route (auth api_key
+	// or jwt). Default empty: any tenant with a valid credential.
+	Tenants []string `yaml:"tenants"`
+	// RateLimit is a token bucket per API key (auth api_key), per tenant
+	// (auth jwt) or for the whole route (auth none), per node. Default nil:
+	// no limit.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Schema is the path of a JSON Schema (2020-12 unless it says
+	// otherwise) that request bodies must match (422 otherwise); relative
+	// to the config file's directory. It implies content_type json.
+	// Default "": no schema.
+	Schema string `yaml:"schema"`
+	// CompiledSchema is Schema compiled (set by Parse; a Route built in
+	// code may leave it nil and the gateway compiles Schema itself).
+	CompiledSchema *schema.Schema `yaml:"-"`
 }
 
 // Match selects the requests of a route.
@@ -222,6 +261,11 @@ type RouteTarget struct {
 	Name string `yaml:"name"`
 	// Optional targets may fail without failing the route (all only).
 	Optional bool `yaml:"optional"`
+	// Body is a template (see package template) whose output is sent to
+	// this target instead of the inbound body, e.g.
+	// '{"contact": {{ json .request.body }}}', in every mode (the durable
+	// queue renders it when it delivers). Default "": the inbound body.
+	Body string `yaml:"body"`
 }
 
 // Auth is how Fanout authenticates to a target. Exactly one field is set.
@@ -248,10 +292,15 @@ type BasicAuth struct {
 	Password string `yaml:"password"`
 }
 
-// APIKeyAuth sends a key in a request header.
+// APIKeyAuth sends a key in a request header or a query parameter.
 type APIKeyAuth struct {
-	// Header is the header name. Default "X-Api-Key".
+	// Header is the header name. Default "X-Api-Key" when Query is not
+	// set; set only one of Header and Query.
 	Header string `yaml:"header"`
+	// Query sends the key as this query parameter instead of a header
+	// (for APIs that want ?api_key=…). Default "". The key is left out of
+	// the URL recorded in attempts.
+	Query string `yaml:"query"`
 	// Value is the key. Required.
 	Value string `yaml:"value"`
 }

@@ -486,7 +486,7 @@ targets:
 	require.ErrorAs(t, err, &list)
 	require.Equal(t, strings.Join([]string{
 		`fanout.yaml:2:5: routes[0].match.path: is required`,
-		`fanout.yaml:3:11: routes[0].mode: must be async, all, settled, race or mirror, not "nope"`,
+		`fanout.yaml:3:11: routes[0].mode: must be async, all, settled, race, mirror or steps, not "nope"`,
 		`fanout.yaml:4:15: routes[0].targets[0]: unknown target "ghost"`,
 		`fanout.yaml:5:9: listen: must be host:port, such as ":8080" or "127.0.0.1:8080", not "nowhere"`,
 		`fanout.yaml:7:12: targets.t.url: must be an absolute http:// or https:// URL, not "ftp://x"`,

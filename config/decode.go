@@ -37,7 +37,6 @@ var (
 	durationType    = reflect.TypeFor[Duration]()
 	sizeType        = reflect.TypeFor[Size]()
 	routeTargetType = reflect.TypeFor[RouteTarget]()
-	routeType       = reflect.TypeFor[Route]()
 	storeType       = reflect.TypeFor[Store]()
 )
 
@@ -226,7 +225,7 @@ func (d *decoder) structValue(n *yaml.Node, p fieldPath, v reflect.Value) {
 		name := kv.key.Value
 		i, ok := fields[name]
 		if !ok {
-			if !d.ignoreKey(n, p, v.Type(), name) {
+			if !d.ignoreKey(p, name) {
 				d.fail(kv.key, p.key(name), "%s", unknownKey(name, slices.Sorted(maps.Keys(fields))))
 			}
 			continue
@@ -238,20 +237,9 @@ func (d *decoder) structValue(n *yaml.Node, p fieldPath, v reflect.Value) {
 
 // ignoreKey reports whether an unknown key is deliberately accepted:
 // top-level keys starting with "x-" (a place for YAML anchors, as in
-// Compose files), and the keys of a steps route, whose mode is reported
-// as not supported instead.
-func (d *decoder) ignoreKey(n *yaml.Node, p fieldPath, t reflect.Type, name string) bool {
-	if len(p) == 0 && strings.HasPrefix(name, "x-") {
-		return true
-	}
-	if t == routeType && (name == "steps" || name == "respond") {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == "mode" && resolve(n.Content[i+1]).Value == string(ModeSteps) {
-				return true
-			}
-		}
-	}
-	return false
+// Compose files).
+func (d *decoder) ignoreKey(p fieldPath, name string) bool {
+	return len(p) == 0 && strings.HasPrefix(name, "x-")
 }
 
 // mapValue decodes a mapping into the map v (string keys).

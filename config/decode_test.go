@@ -203,10 +203,10 @@ func TestParseIgnoresOnlyTopLevelExtensionKeys(t *testing.T) {
 	require.EqualError(t, err, `fanout.yaml:1:9: admin.x-note: unknown key "x-note"`)
 }
 
-func TestParseStepsRouteIsRefusedAlone(t *testing.T) {
+func TestParseStepsRoute(t *testing.T) {
 	t.Parallel()
 
-	_, err := Parse("fanout.yaml", []byte(`
+	cfg, err := Parse("fanout.yaml", []byte(`
 targets:
   authapi: {url: "http://auth/"}
   userdata: {url: "http://users/"}
@@ -220,7 +220,14 @@ routes:
          headers: {Authorization: "Bearer {{ .steps.auth.body.token }}"}}
     respond: data
 `), nil)
-	require.EqualError(t, err, `fanout.yaml:8:11: routes[0].mode: mode "steps" is not supported by this version`)
+	require.NoError(t, err)
+	r := cfg.Routes[0]
+	require.Equal(t, ModeSteps, r.Mode)
+	require.Equal(t, "data", r.Respond)
+	require.Equal(t, []*Step{
+		{Name: "auth", Target: "authapi", Body: `{"username": {{ json .request.body.username }}}`},
+		{Name: "data", Target: "userdata", After: []string{"auth"}, Headers: map[string]string{"Authorization": "Bearer {{ .steps.auth.body.token }}"}},
+	}, r.Steps)
 }
 
 func TestClosest(t *testing.T) {

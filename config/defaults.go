@@ -86,8 +86,8 @@ func (r *Route) setDefaults() {
 	r.Match.Method = defaultMethod
 }
 
-// setDefaults sets an API key's default header.
-func (a *APIKeyAuth) setDefaults() { a.Header = defaultAPIKeyHeader }
+// An API key's default header is set by normalize: it applies only when
+// no query parameter is set either.
 
 // normalize completes a decoded config: defaults for values given as empty
 // strings, defaults that depend on the mode, target names and parsed URLs,
@@ -113,7 +113,7 @@ func (c *Config) normalize() {
 		if u, err := url.Parse(t.URL); err == nil {
 			t.ParsedURL = u
 		}
-		if t.Auth != nil && t.Auth.APIKey != nil {
+		if t.Auth != nil && t.Auth.APIKey != nil && t.Auth.APIKey.Query == "" {
 			t.Auth.APIKey.Header = cmp.Or(t.Auth.APIKey.Header, defaultAPIKeyHeader)
 		}
 		slowest = max(slowest, t.Timeout)
@@ -128,6 +128,7 @@ func (c *Config) normalize() {
 		}
 		r.Match.Method = strings.ToUpper(cmp.Or(r.Match.Method, defaultMethod))
 		r.Match.Host = strings.ToLower(r.Match.Host)
+		r.normalizeSteps()
 		if r.Mode == ModeMirror {
 			if r.SamplePercent == nil {
 				p := defaultSamplePercent
@@ -139,4 +140,5 @@ func (c *Config) normalize() {
 			}
 		}
 	}
+	c.normalizeSecurity()
 }

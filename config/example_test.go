@@ -49,7 +49,7 @@ routes:
 	fmt.Println(err)
 	// Output:
 	// fanout.yaml:3:53: targets.crm.timeout: invalid duration "5": missing unit; use a number and a unit: 250ms, 5s, 10m, 1h30m, 7d
-	// fanout.yaml:7:11: routes[0].mode: must be async, all, settled, race or mirror, not "mirorr"; did you mean "mirror"?
+	// fanout.yaml:7:11: routes[0].mode: must be async, all, settled, race, mirror or steps, not "mirorr"; did you mean "mirror"?
 	// fanout.yaml:8:20: routes[0].targets[1]: unknown target "analytics"
 	// fanout.yaml:9:5: routes[0].sample_precent: unknown key "sample_precent"; did you mean "sample_percent"?
 }

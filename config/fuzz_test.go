@@ -21,6 +21,9 @@ func FuzzParse(f *testing.F) {
 		route("race", "[crm, analytics]", "hedge_after: 50ms"),
 		route("settled", "[crm, billing]", "on_failure: queue", "content_type: json", "max_body: 1.5MiB"),
 		route("steps", "[crm]", "steps: []"),
+		stepsRoute("steps: [{name: a, target: crm, body: '{{ json .request.body }}'}, {name: b, target: analytics, after: [a], path: '/x/{{ .request.path_params.id }}', headers: {Authorization: 'Bearer {{ .steps.a.body.token }}'}}]", "respond: b"),
+		stepsRoute("steps: [{name: a, target: crm, after: [b]}, {name: b, target: crm, after: [a], body: '{{ .steps.c }}'}]", "respond: c", "async: true"),
+		route("all", `[{name: crm, body: '{"c": {{ json .request.body }}}'}, analytics]`),
 		route("mirror", "[crm]", "primary: billing", "sample_percent: .nan"),
 		route("all", "[crm, crm, ghost]", "require: 9", "modee: x"),
 		crm("timeout: 1d12h", "retry: {initial: 2m, max: 1m, retry_status: [99, 500]}", `headers: {X-Api-Key: "${KEY}", "X Bad": "a\nb"}`),
@@ -39,6 +42,12 @@ func FuzzParse(f *testing.F) {
 		"admin: {token: \"${A}${B\"}\n",
 		"routes: [~, {}, [], x]\ntargets: {a: ~, b: [], c: x}\n",
 		"%YAML 1.2\n---\nlisten: !!binary aGk=\n",
+		// Inbound security (security.go).
+		route("async", "[crm]", "auth: api_key", "tenants: [acme, beta]", "rate_limit: {rps: 0.5}", "schema: /dev/null") +
+			"tenants:\n  acme: {keys: [{name: ci, sha256: \"" + strings.Repeat("ab", 32) + "\"}], admin_token_sha256: \"${A1}\"}\n  beta: ~\n",
+		route("all", "[crm]", "auth: jwt", "tenants: [x]", "rate_limit: {rps: 1e9, burst: -1}") +
+			"jwt: {jwks_url: \"http://idp/jwks\", issuer: i, audience: a, algorithms: [none, HS256, RS256], leeway: 1h}\n",
+		crm(`auth: {api_key: {header: X-K, query: "a&b", value: "${KEY}"}}`),
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

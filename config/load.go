@@ -57,6 +57,9 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool)) 
 	cfg.pos = d.pos
 
 	errs := append(d.errs, cfg.validate(d.failed)...)
+	// Route schemas are compiled now, so that a bad one is a config error
+	// at its schema key rather than a failure of the first request.
+	errs = append(errs, cfg.compileSchemas(d.failed)...)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

@@ -116,6 +116,7 @@ func (v *validator) config() {
 		v.target(targets.key(name), name, c.Targets[name])
 	}
 	v.routes(root.key("routes"))
+	v.security()
 }
 
 // oneOf checks that s is one of the allowed values.
@@ -243,7 +244,14 @@ func (v *validator) auth(p fieldPath, a *Auth) {
 	if a.APIKey != nil {
 		set = append(set, "api_key")
 		kp := p.key("api_key")
-		if !token(a.APIKey.Header) {
+		switch q := a.APIKey.Query; {
+		case q != "" && a.APIKey.Header != "":
+			v.add(kp, "set header or query, not both")
+		case q != "":
+			if strings.ContainsFunc(q, func(c rune) bool { return c <= ' ' || c == 0x7f || strings.ContainsRune("&=#?%+", c) }) {
+				v.add(kp.key("query"), "%q is not a valid query parameter name", q)
+			}
+		case !token(a.APIKey.Header):
 			v.add(kp.key("header"), "%q is not a valid header name", a.APIKey.Header)
 		}
 		if a.APIKey.Value == "" {
@@ -289,7 +297,7 @@ func (v *validator) auth(p fieldPath, a *Auth) {
 
 // supportedModes returns the modes a route may have in this version.
 func supportedModes() []string {
-	return []string{string(ModeAsync), string(ModeAll), string(ModeSettled), string(ModeRace), string(ModeMirror)}
+	return []string{string(ModeAsync), string(ModeAll), string(ModeSettled), string(ModeRace), string(ModeMirror), string(ModeSteps)}
 }
 
 func (v *validator) routes(rp fieldPath) {
@@ -327,6 +335,7 @@ func (v *validator) routes(rp fieldPath) {
 
 // route checks one route (but not its name and match against the others).
 func (v *validator) route(p fieldPath, r *Route) {
+	v.routeSecurity(p, r) // auth, tenants, rate_limit, schema: every mode
 	mode := string(r.Mode)
 	modes := supportedModes()
 	known := slices.Contains(modes, mode)
@@ -334,9 +343,6 @@ func (v *validator) route(p fieldPath, r *Route) {
 	switch {
 	case mode == "":
 		v.add(mp, "is required (%s)", orList(modes))
-	case r.Mode == ModeSteps:
-		v.add(mp, "mode %q is not supported by this version", mode)
-		return // its steps are not checked either
 	case !known:
 		v.oneOf(mp, mode, modes...)
 	}
@@ -354,7 +360,8 @@ func (v *validator) route(p fieldPath, r *Route) {
 
 	tp := p.key("targets")
 	listed := map[string]int{}
-	if len(r.Targets) == 0 {
+	v.routeSteps(p, r, known) // steps, respond, async (steps.go)
+	if len(r.Targets) == 0 && r.Mode != ModeSteps {
 		v.add(tp, "must list at least one target")
 	}
 	for j, rt := range r.Targets {
@@ -376,6 +383,7 @@ func (v *validator) route(p fieldPath, r *Route) {
 		if rt.Optional && known && r.Mode != ModeAll {
 			v.add(ep.key("optional"), "is only allowed with mode all, not %s", mode)
 		}
+		v.targetBody(ep, r, rt) // steps.go
 	}
 
 	rq := p.key("require")

@@ -21,9 +21,12 @@ import (
 )
 
 // Echo is an HTTP handler that reads the whole request body and answers 200
-// with a small JSON description of what it received. A path ending in
-// /status/NNN answers NNN instead, and a "delay" query parameter (a Go
-// duration) delays the answer: enough to show failures and slowness.
+// with a small JSON description of what it received (with the
+// Authorization header it got, if any). A path ending in /status/NNN
+// answers NNN instead, and a "delay" query parameter (a Go duration)
+// delays the answer: enough to show failures and slowness. A path ending in
+// /token plays an auth API: it answers {"token":"t-NAME"} for a JSON body
+// {"username":"NAME"}.
 type Echo struct {
 	// Name is reported in every answer.
 	Name string
@@ -31,6 +34,10 @@ type Echo struct {
 
 // ServeHTTP implements http.Handler.
 func (e *Echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/token") {
+		e.token(w, r)
+		return
+	}
 	n, _ := io.Copy(io.Discard, r.Body)
 	if d, err := time.ParseDuration(r.URL.Query().Get("delay")); err == nil && d > 0 {
 		select {
@@ -47,14 +54,32 @@ func (e *Echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
+	answer := map[string]any{
 		"target":     e.Name,
 		"method":     r.Method,
 		"path":       r.URL.Path,
 		"bytes":      n,
 		"message_id": r.Header.Get("Fanout-Message-Id"),
 		"attempt":    r.Header.Get("Fanout-Attempt"),
-	})
+	}
+	if a := r.Header.Get("Authorization"); a != "" {
+		answer["authorization"] = a
+	}
+	_ = json.NewEncoder(w).Encode(answer)
+}
+
+// token answers as a tiny auth API: {"token":"t-NAME"} for a JSON body
+// {"username":"NAME"}, 401 without a username.
+func (e *Echo) token(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Username string `json:"username"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&in); err != nil || in.Username == "" {
+		http.Error(w, `a JSON body {"username": "…"} is required`, http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]string{"token": "t-" + in.Username})
 }
 
 // Targets runs the demo's echo targets on loopback until Close.
@@ -101,7 +126,8 @@ func (t *Targets) Close(ctx context.Context) error {
 }
 
 // Config returns the demo configuration: targets a and b (and "flaky", which
-// is b answering 503) and one route per mode, storing messages in dbPath.
+// is b answering 503; "authapi", a's /token; "userdata", b) and one route
+// per mode, storing messages in dbPath.
 func Config(t *Targets, dbPath, adminToken string) (*config.Config, error) {
 	yaml := fmt.Sprintf(`
 admin: {token: %q}
@@ -113,13 +139,22 @@ targets:
     url: %q
     timeout: 5s
     retry: {initial: 100ms, max: 2s, max_attempts: 5, sync_max_attempts: 2}
+  authapi:  {url: %q, timeout: 5s}
+  userdata: {url: %q, timeout: 5s}
 routes:
   - {name: all,      match: {path: /all},      mode: all,     targets: [a, b]}
   - {name: settled,  match: {path: /settled},  mode: settled, targets: [a, b, flaky]}
   - {name: race,     match: {path: /race},     mode: race,    targets: [a, b]}
   - {name: mirror,   match: {path: /mirror},   mode: mirror,  primary: a, targets: [a, b]}
   - {name: async,    match: {path: /async},    mode: async,   targets: [a, b]}
-`, adminToken, dbPath, t.URLs["a"]+"/a", t.URLs["b"]+"/b", t.URLs["b"]+"/flaky/status/503")
+  - name: signup-with-auth
+    match: {path: /signup}
+    mode: steps
+    steps:
+      - {name: auth, target: authapi, body: '{"username": {{ json .request.body.user }}}'}
+      - {name: data, target: userdata, after: [auth], headers: {Authorization: "Bearer {{ .steps.auth.body.token }}"}}
+    respond: data
+`, adminToken, dbPath, t.URLs["a"]+"/a", t.URLs["b"]+"/b", t.URLs["b"]+"/flaky/status/503", t.URLs["a"]+"/auth/token", t.URLs["b"]+"/users")
 	cfg, err := config.Parse("demo.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		return nil, fmt.Errorf("demo config: %w", err)
@@ -138,6 +173,7 @@ func Instructions(dataURL, adminURL, adminToken string) string {
 	line("settled: every outcome, even the failing one (flaky answers 503)", fmt.Sprintf("curl -s %s %s/settled", body, dataURL))
 	line("race: the first success, proxied as is", fmt.Sprintf("curl -s %s %s/race", body, dataURL))
 	line("mirror: a's response; b gets a durable copy", fmt.Sprintf("curl -s %s %s/mirror", body, dataURL))
+	line("steps: get a token from the auth API (a), then send the data to b with it; b's response", fmt.Sprintf("curl -s %s %s/signup", body, dataURL))
 	line("async: 202 once stored; delivered to a and b with retries", fmt.Sprintf("curl -s %s -H 'Idempotency-Key: demo-1' %s/async", body, dataURL))
 	line("follow an async message (use the status_url printed above)", fmt.Sprintf("curl -s -H 'Authorization: Bearer %s' %s/v1/messages?route=async", adminToken, adminURL))
 	return b.String()

@@ -163,7 +163,7 @@ func TestDemo(t *testing.T) {
 			break
 		}
 	}
-	require.Len(t, lines, 6, "curl lines printed by the demo; logs:\n%s", logs.String())
+	require.Len(t, lines, 7, "curl lines printed by the demo; logs:\n%s", logs.String())
 	go func() { _, _ = bufio.NewReader(stdout).WriteTo(devNull{}) }()
 
 	want := []*regexp.Regexp{
@@ -171,6 +171,7 @@ func TestDemo(t *testing.T) {
 		regexp.MustCompile(`"flaky":\{"ok":false`),
 		regexp.MustCompile(`"target":"(a|b)"`),
 		regexp.MustCompile(`"target":"a"`),
+		regexp.MustCompile(`"authorization":"Bearer t-ada".*"target":"b"`),
 		regexp.MustCompile(`"status_url":"http://`),
 		regexp.MustCompile(`"messages":\[`),
 	}

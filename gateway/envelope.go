@@ -27,6 +27,7 @@ type outcome struct {
 	class       fanout.ErrorClass
 	message     string
 	queued      int8 // 0: not applicable, 1: handed to the queue, -1: hand-off failed
+	skipped     bool // steps: not run because a step it runs after failed
 }
 
 // envelope is the sync result body of all, settled and failed races:
@@ -67,6 +68,9 @@ func (e *envelope) appendJSON(b []byte) []byte {
 func (o *outcome) appendJSON(b []byte) []byte {
 	b = append(b, `{"ok":`...)
 	b = strconv.AppendBool(b, o.ok)
+	if o.skipped {
+		b = append(b, `,"skipped":true`...)
+	}
 	if o.status != 0 {
 		b = append(b, `,"status":`...)
 		b = strconv.AppendInt(b, int64(o.status), 10)
@@ -75,8 +79,10 @@ func (o *outcome) appendJSON(b []byte) []byte {
 		b = append(b, `,"duration_ms":`...)
 		b = strconv.AppendFloat(b, float64(o.duration.Microseconds())/1000, 'f', -1, 64)
 	}
-	b = append(b, `,"attempts":`...)
-	b = strconv.AppendInt(b, int64(o.attempts), 10)
+	if !o.skipped {
+		b = append(b, `,"attempts":`...)
+		b = strconv.AppendInt(b, int64(o.attempts), 10)
+	}
 	if !o.ok {
 		b = append(b, `,"error":{"class":`...)
 		b = appendString(b, string(o.class))

@@ -90,7 +90,7 @@ type Gateway struct {
 // New compiles cfg's routes and returns a Gateway serving them. It returns
 // an error naming the route when the config cannot be served.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
-	t, err := compile(cfg)
+	t, err := compile(cfg, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("compile routes: %w", err)
 	}
@@ -119,10 +119,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 // started with. A config that does not compile is refused with an error and
 // the current table stays.
 func (g *Gateway) Load(cfg *config.Config) error {
-	t, err := compile(cfg)
+	t, err := compile(cfg, g.log)
 	if err != nil {
 		return fmt.Errorf("compile routes: %w", err)
 	}
+	t.inherit(g.table.Load())
 	g.table.Store(t)
 	return nil
 }
@@ -194,6 +195,10 @@ type call struct {
 	// names and outcomes feed the log line's per-target summary.
 	names    []string
 	outcomes []outcome
+	auth     authState // the caller, once admitted (security.go)
+	// mapped holds the rendered body templates of the route's targets
+	// (bodymap.go), nil when it has none.
+	mapped []mappedBody
 }
 
 // ServeHTTP serves one inbound request.
@@ -219,8 +224,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.tracer != nil {
 		c.ctx, c.span = tracing.StartRequest(g.tracer, r, rt.name, string(rt.mode))
 	}
-	if rt.mode == config.ModeSteps {
-		c.fail(apierror.New(http.StatusNotImplemented, "not_implemented", "steps routes are not supported yet"))
+	// Who may call, and how often, is settled before the body is read.
+	if aerr := c.admit(); aerr != nil {
+		c.fail(aerr)
 		return
 	}
 	body, aerr := readBody(w, r, rt)
@@ -229,6 +235,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.body = body
+	if aerr := c.validateBody(); aerr != nil {
+		c.fail(aerr)
+		return
+	}
 	c.id = fanout.NewMessageID()
 	c.inbound = inboundOf(r)
 	if c.span != nil {
@@ -241,6 +251,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	c.mapBodies() // bodymap.go
 	switch rt.mode {
 	case config.ModeAll, config.ModeSettled:
 		c.serveSync()
@@ -250,6 +261,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.serveMirror()
 	case config.ModeAsync:
 		c.serveAsync()
+	case config.ModeSteps:
+		c.serveSteps()
 	}
 }
 
@@ -287,11 +300,12 @@ func (c *call) message() fanout.Message {
 	return fanout.Message{
 		ID:             c.id,
 		Route:          c.rt.name,
+		Tenant:         c.auth.id.Tenant,
 		Method:         c.r.Method,
 		Path:           c.r.URL.RequestURI(),
 		Header:         upstream.ForwardedHeader(c.r.Header, c.inbound),
 		Body:           c.body,
-		IdempotencyKey: c.r.Header.Get(upstream.HeaderIdempotencyKey),
+		IdempotencyKey: c.idempotencyKey(),
 		ReceivedAt:     c.start.UTC(),
 	}
 }

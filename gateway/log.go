@@ -93,6 +93,7 @@ func (c *call) logRequest(status int, d time.Duration, gone bool) {
 	if c.aborted {
 		attrs = append(attrs, slog.Bool(keyAborted, true))
 	}
+	attrs = c.appendAuthAttrs(attrs)
 	c.g.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }
 

@@ -34,6 +34,12 @@ func (c *call) serveMirror() {
 	o.started, o.attempts = true, 1
 	start := time.Now()
 	req := c.request(rt.primary, 1)
+	if err := c.mapBody(rt.primary.Name, &req); err != nil {
+		o.templateFailed(err)
+		c.fail(apierror.New(http.StatusBadGateway, "bad_gateway", err.Error()).
+			WithDetails(map[string]any{"target": rt.primary.Name, "class": string(fanout.ClassTemplate)}))
+		return
+	}
 	actx, span := c.startAttempt(ctx, rt.primary, 1, &req)
 	resp, err := c.g.client.Do(actx, req)
 	o.duration = time.Since(start)
@@ -84,6 +90,9 @@ func (c *call) sendCopies() {
 	method, body := c.r.Method, c.body
 	for _, t := range rt.copies {
 		req := upstream.Request{Target: t, Method: method, Header: hdr, Body: body, MessageID: id, Attempt: 1}
+		if err := c.mapBody(t.Name, &req); err != nil {
+			continue // its body template failed (logged)
+		}
 		if !g.goBackground(func(bg context.Context) {
 			ctx, cancel := context.WithTimeout(bg, rt.deadline)
 			defer cancel()

@@ -393,8 +393,7 @@ func TestErrorAnswers(t *testing.T) {
 	js.MaxBody = 16
 	put := route("put", config.ModeAll, "/json", "t")
 	put.Match.Method = http.MethodPut
-	steps := route("steps", config.ModeSteps, "/steps")
-	b := setup(t, newConfig([]*target{tg}, js, put, steps))
+	b := setup(t, newConfig([]*target{tg}, js, put))
 
 	req := func(method, path, ct, body string) *response {
 		r, err := http.NewRequest(method, b.srv.URL+path, strings.NewReader(body))
@@ -440,9 +439,6 @@ func TestErrorAnswers(t *testing.T) {
 	resp = req(http.MethodPost, "/json", "application/vnd.api+json", `{"a":1}`)
 	require.Equal(t, http.StatusOK, resp.Status, "+json types are JSON")
 
-	resp = req(http.MethodPost, "/steps", "", "")
-	require.Equal(t, http.StatusNotImplemented, resp.Status)
-	require.Equal(t, "not_implemented", resp.errorCode(t))
 	require.Zero(t, b.enq.calls())
 }
 

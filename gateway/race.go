@@ -134,6 +134,11 @@ func (c *call) raceLeg(ctx context.Context, i int) raceLeg {
 	l := raceLeg{i: i, out: outcome{started: true, attempts: 1}}
 	start := time.Now()
 	req := c.request(t, 1)
+	if err := c.mapBody(t.Name, &req); err != nil {
+		l.out.attempts = 0
+		l.out.templateFailed(err) // not called: its body template failed
+		return l
+	}
 	actx, span := c.startAttempt(ctx, t, 1, &req)
 	resp, err := c.g.client.Do(actx, req)
 	l.out.duration = time.Since(start)

@@ -3,9 +3,11 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/fanouthq/fanout/config"
+	"github.com/fanouthq/fanout/template"
 )
 
 // Defaults for route and target settings left at zero (config.Load fills
@@ -27,6 +29,7 @@ const (
 type table struct {
 	router *router
 	dedup  time.Duration
+	sec    tableSecurity // API keys and JWT verifier (security.go)
 }
 
 // route is a config.Route compiled for serving.
@@ -50,16 +53,27 @@ type route struct {
 	sample     float64 // percent, 0–100
 	durable    bool
 	hedgeAfter time.Duration // race
+	sec        routeSecurity // auth, rate limit, schema (security.go)
+	// bodies holds the body template of each target (nil: the inbound
+	// body), nil when no target has one (bodymap.go).
+	bodies []*template.Template
+	match  config.Match // for templates: .request.path_params
+	steps  *stepsRoute  // mode steps (steps.go)
 }
 
-// compile builds the routing table of cfg.
-func compile(cfg *config.Config) (*table, error) {
+// compile builds the routing table of cfg; log receives the warnings of
+// the JWT key set.
+func compile(cfg *config.Config, log *slog.Logger) (*table, error) {
 	if cfg == nil {
 		return nil, errors.New("no config")
 	}
 	t := &table{router: newRouter(), dedup: cfg.Delivery.DedupWindow.D()}
 	if t.dedup <= 0 {
 		t.dedup = DefaultDedupWindow
+	}
+	var err error
+	if t.sec, err = newTableSecurity(cfg, log); err != nil {
+		return nil, err
 	}
 	var errs []error
 	for i, rc := range cfg.Routes {
@@ -68,6 +82,9 @@ func compile(cfg *config.Config) (*table, error) {
 			continue
 		}
 		rt, err := compileRoute(cfg, rc)
+		if err == nil {
+			err = t.secureRoute(cfg, rc, rt)
+		}
 		if err == nil {
 			err = t.router.add(normalizeMethod(rc.Match.Method), rc.Match.Host, rc.Match.Path, rt)
 		}
@@ -127,8 +144,7 @@ func compileRoute(cfg *config.Config, rc *config.Route) (*route, error) {
 	switch rc.Mode {
 	case config.ModeAsync, config.ModeAll, config.ModeSettled, config.ModeRace, config.ModeMirror:
 	case config.ModeSteps:
-		// Served with 501 until the steps engine exists.
-		return rt, nil
+		return rt, rt.compileSteps(cfg, rc) // steps.go
 	default:
 		return nil, fmt.Errorf("unknown mode %q", rc.Mode)
 	}
@@ -157,6 +173,9 @@ func compileRoute(cfg *config.Config, rc *config.Route) (*route, error) {
 		rt.targets = append(rt.targets, tc)
 		rt.optional = append(rt.optional, rtc.Optional)
 		rt.names = append(rt.names, rtc.Name)
+		if err := rt.compileBody(rc, rtc); err != nil { // bodymap.go
+			return nil, err
+		}
 	}
 	if rt.require < 0 || rt.require > len(rt.targets) {
 		return nil, fmt.Errorf("require %d: the route has %d targets", rt.require, len(rt.targets))

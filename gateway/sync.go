@@ -123,6 +123,10 @@ func (c *call) runLeg(ctx context.Context, i int) {
 	var timer *time.Timer
 	for attempt := 1; ; attempt++ {
 		req := c.request(t, attempt)
+		if err := c.mapBody(t.Name, &req); err != nil {
+			o.templateFailed(err) // not called: its body template failed
+			break
+		}
 		actx, span := c.startAttempt(ctx, t, attempt, &req)
 		res := c.g.client.Exchange(actx, req, c.rt.maxRespBody)
 		endSpan(span, res.Status, res.Class)

@@ -274,7 +274,7 @@ func (w *worker) start(ctx, hard context.Context, ld *fanout.LeasedDelivery) {
 func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 	t := w.target.Load()
 	msg, del := &ld.Message, &ld.Delivery
-	res := w.d.sender.Exchange(ctx, upstream.Request{
+	req := upstream.Request{
 		Target:    t,
 		Method:    msg.Method,
 		Header:    msg.Header,
@@ -283,7 +283,13 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		Attempt:   del.Attempts,
 		// The stored header already carries X-Forwarded-* and traceparent
 		// (upstream.ForwardedHeader); an empty Inbound forwards them as is.
-	}, w.d.opts.MaxResponseBody)
+	}
+	var res upstream.Result
+	if err := w.d.bodies.Load().mapBody(msg, t, &req); err != nil {
+		res = templateFailure(req, err) // not sent: its body template failed
+	} else {
+		res = w.d.sender.Exchange(ctx, req, w.d.opts.MaxResponseBody)
+	}
 
 	success := res.Err == nil && upstream.IsSuccess(res.Status)
 	if !success && ctx.Err() != nil && (res.Class == fanout.ClassCanceled || errors.Is(res.Err, context.Canceled)) {

@@ -62,7 +62,7 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 		results[i].MessageID = n.msg.ID
 	}
 
-	err := s.withTx(ctx, "accept", func(tx *sql.Tx) error {
+	err := s.write(ctx, "accept", writeAccept, func(tx *sql.Tx) error {
 		keep, err := s.dedup(ctx, tx, params, fresh, results)
 		if err != nil {
 			return err

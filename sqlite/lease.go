@@ -16,7 +16,8 @@ const defaultLeaseFor = 30 * time.Second
 // Lease claims up to Limit due deliveries of the target in one write
 // transaction: it selects them, oldest due first, joined with their
 // messages, then marks them delivering. A Limit of zero or less leases
-// nothing; a zero Now is the current time; a zero LeaseFor is 30s.
+// nothing; a zero Now is the current time; a zero LeaseFor is 30s. The
+// transaction commits without an fsync (writeRelaxed): see Store.write.
 func (s *Store) Lease(ctx context.Context, p fanout.LeaseParams) ([]fanout.LeasedDelivery, error) {
 	if p.Limit <= 0 {
 		return nil, nil
@@ -30,7 +31,7 @@ func (s *Store) Lease(ctx context.Context, p fanout.LeaseParams) ([]fanout.Lease
 	until := millis(now.Add(leaseFor))
 
 	var leased []fanout.LeasedDelivery
-	err := s.withTx(ctx, "lease", func(tx *sql.Tx) error {
+	err := s.write(ctx, "lease", writeRelaxed, func(tx *sql.Tx) error {
 		var err error
 		leased, err = s.leaseCandidates(ctx, tx, p.Target, nowMS, p.Limit)
 		if err != nil {
@@ -117,7 +118,7 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 		}
 	}
 	now := time.Now() // for params with no Now
-	return s.withTx(ctx, "complete", func(tx *sql.Tx) error {
+	return s.write(ctx, "complete", writeRelaxed, func(tx *sql.Tx) error {
 		err := s.execValues(ctx, tx, len(params), qInsertAttemptsHead, qInsertAttemptsRow, qInsertAttemptsTail, insertAttemptsArgs,
 			func(args []any, i int) []any {
 				p, a := &params[i], &params[i].Attempt
@@ -157,7 +158,7 @@ func (s *Store) ReleaseLeases(ctx context.Context, p fanout.ReleaseParams) (int,
 		}
 		query, args = qReleaseLeaseIDs, append(args, string(ids))
 	}
-	n, err := s.exec(ctx, "release leases", query, args...)
+	n, err := s.exec(ctx, "release leases", writeRelaxed, query, args...)
 	return int(n), err
 }
 

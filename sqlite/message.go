@@ -257,14 +257,14 @@ func (s *Store) Backfill(ctx context.Context, p fanout.BackfillParams) (int, err
 	if until.IsZero() {
 		until = now
 	}
-	n, err := s.exec(ctx, "backfill", qBackfill, p.Target, millis(now), p.Route, millis(p.Since), millis(until))
+	n, err := s.exec(ctx, "backfill", writeDurable, qBackfill, p.Target, millis(now), p.Route, millis(p.Since), millis(until))
 	return int(n), err
 }
 
 // DeleteMessage deletes the message; its deliveries, attempts and
 // idempotency key go with it (ON DELETE CASCADE).
 func (s *Store) DeleteMessage(ctx context.Context, id string) error {
-	n, err := s.exec(ctx, "delete message "+id, qDeleteMessage, id)
+	n, err := s.exec(ctx, "delete message "+id, writeDurable, qDeleteMessage, id)
 	if err != nil {
 		return err
 	}
@@ -282,7 +282,7 @@ func (s *Store) Purge(ctx context.Context, p fanout.PurgeParams) (int, error) {
 	if !p.SucceededBefore.IsZero() {
 		before := millis(p.SucceededBefore)
 		for {
-			n, err := s.exec(ctx, "purge messages", qPurgeMessages, before, purgeBatch)
+			n, err := s.exec(ctx, "purge messages", writeDurable, qPurgeMessages, before, purgeBatch)
 			if err != nil {
 				return total, err
 			}
@@ -293,7 +293,7 @@ func (s *Store) Purge(ctx context.Context, p fanout.PurgeParams) (int, error) {
 		}
 	}
 	if !p.KeysBefore.IsZero() {
-		if _, err := s.exec(ctx, "purge idempotency keys", qPurgeKeys, millis(p.KeysBefore)); err != nil {
+		if _, err := s.exec(ctx, "purge idempotency keys", writeDurable, qPurgeKeys, millis(p.KeysBefore)); err != nil {
 			return total, err
 		}
 	}

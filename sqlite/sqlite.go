@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,7 @@ type Store struct {
 	logger *slog.Logger
 	ckpt   *checkpointer
 	closed atomic.Bool
+	gate   gate // write transactions, accepts first
 
 	stmtsMu sync.Mutex
 	stmts   map[string]*sql.Stmt // prepared on writer, by query; nil once closed
@@ -262,13 +264,77 @@ func (s *Store) dbErr(op string, err error) error {
 	}
 }
 
-// withTx runs fn in a write transaction and commits it.
+// writeKind says how a write transaction is scheduled and made durable.
+type writeKind int
+
+const (
+	// writeDurable commits with synchronous=FULL: an fsync of the WAL
+	// before the commit returns, durable on power loss. The connection's
+	// setting; every write not listed below.
+	writeDurable writeKind = iota
+	// writeAccept is writeDurable, and goes through the gate before every
+	// other waiting write: Accept, whose callers wait for the commit.
+	writeAccept
+	// writeRelaxed commits with synchronous=NORMAL: no fsync at commit.
+	// Lease, Complete and ReleaseLeases only. See withTx for why that is
+	// safe.
+	writeRelaxed
+)
+
+// Switching the writer's synchronous setting; SQLite refuses to change it
+// inside a transaction, so it is switched before BEGIN and back after the
+// commit.
+const (
+	qSyncNormal = `PRAGMA synchronous = NORMAL`
+	qSyncFull   = `PRAGMA synchronous = FULL`
+)
+
+// withTx runs fn in a write transaction and commits it with an fsync
+// (synchronous=FULL).
 func (s *Store) withTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
+	return s.write(ctx, op, writeDurable, fn)
+}
+
+// write runs fn in a write transaction scheduled and committed as kind
+// says.
+//
+// Why writeRelaxed does not weaken durability: in WAL mode a commit with
+// synchronous=NORMAL is atomic and survives a crash of the process (its
+// frames are in the OS's page cache); only a power loss or a kernel crash
+// can lose it, and then only the most recent relaxed commits: the WAL is
+// one file written sequentially, the next FULL commit (the next Accept)
+// fsyncs the whole file and so every frame written before it, and
+// recovery keeps a prefix of the WAL (it stops at the first frame whose
+// checksum fails), never a later commit without an earlier one. Nothing
+// a relaxed transaction writes is a promise to a client: a lost lease
+// makes the delivery due again, a lost completion leaves it leased until
+// the lease expires and it is delivered again. Both are re-deliveries,
+// which at-least-once delivery allows; an accepted message (writeAccept,
+// FULL) is never lost. Checkpoints run with synchronous=FULL and fsync
+// the WAL before copying it into the database.
+func (s *Store) write(ctx context.Context, op string, kind writeKind, fn func(tx *sql.Tx) error) (err error) {
+	if err := s.gate.lock(ctx, kind == writeAccept); err != nil {
+		return s.dbErr(op, err)
+	}
+	// Deferred calls run last first: the connection goes back to the pool
+	// and the gate is freed before prepareWanted takes the connection.
+	defer s.prepareWanted(ctx)
+	defer s.gate.unlock()
+	conn, err := s.writer.Conn(ctx)
 	if err != nil {
 		return s.dbErr(op, err)
 	}
-	defer s.prepareWanted(ctx)
+	defer func() { _ = conn.Close() }() // back to the pool; nothing to report
+	if kind == writeRelaxed {
+		if _, err := conn.ExecContext(ctx, qSyncNormal); err != nil {
+			return s.dbErr(op, err)
+		}
+		defer s.restoreFull(ctx, conn)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return s.dbErr(op, err)
+	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback() // the error from fn is the one to report
 		return err
@@ -280,19 +346,32 @@ func (s *Store) withTx(ctx context.Context, op string, fn func(tx *sql.Tx) error
 	return nil
 }
 
+// restoreFull sets the writer connection back to synchronous=FULL, the
+// setting every other write relies on. If that fails the connection is
+// discarded: the pool opens a new one with the DSN's settings.
+func (s *Store) restoreFull(ctx context.Context, conn *sql.Conn) {
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), qSyncFull); err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "sqlite: restore synchronous=FULL failed; dropping the connection",
+			slog.String(logKeyError, err.Error()))
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
 // exec runs one write statement in its own transaction and returns the
 // number of rows it changed.
-func (s *Store) exec(ctx context.Context, op, query string, args ...any) (int64, error) {
-	res, err := s.writer.ExecContext(ctx, query, args...)
-	if err != nil {
-		return 0, s.dbErr(op, err)
-	}
-	s.ckpt.wake()
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, s.dbErr(op, err)
-	}
-	return n, nil
+func (s *Store) exec(ctx context.Context, op string, kind writeKind, query string, args ...any) (int64, error) {
+	var n int64
+	err := s.write(ctx, op, kind, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return s.dbErr(op, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return s.dbErr(op, err)
+		}
+		return nil
+	})
+	return n, err
 }
 
 // withReadTx runs fn in a read transaction, so that its queries see one

@@ -33,13 +33,44 @@ const defaultAPIKeyHeader = "X-Api-Key"
 // token endpoint that failed, a signing secret that is not base64).
 var errAuth = errors.New("target auth")
 
-// authRedact returns the header names the target's auth puts secrets in,
-// beyond the ones always redacted, added to extra.
+// authRedact returns the header names whose values are redacted in the
+// record of an attempt to t, beyond the ones always redacted: t's redact
+// list, the headers configured on t (their values come from the config,
+// often from ${ENV} secrets) and the header of an api_key auth.
 func authRedact(t *config.Target) []string {
-	if t.Auth == nil || t.Auth.APIKey == nil || t.Auth.APIKey.Header == "" {
+	apiKey := t.Auth != nil && t.Auth.APIKey != nil && t.Auth.APIKey.Header != ""
+	if len(t.Headers) == 0 && !apiKey {
 		return t.Redact
 	}
-	return append(t.Redact[:len(t.Redact):len(t.Redact)], t.Auth.APIKey.Header)
+	out := make([]string, 0, len(t.Redact)+len(t.Headers)+1)
+	out = append(out, t.Redact...)
+	for k := range t.Headers {
+		out = append(out, k)
+	}
+	if apiKey {
+		out = append(out, t.Auth.APIKey.Header)
+	}
+	return out
+}
+
+// recordedURL is the URL of an attempt to t as recorded: the configured
+// URL, without a password and without the query parameter of an api_key
+// auth.
+func recordedURL(t *config.Target, sent *url.URL) string {
+	if t.URL != "" && sent.User == nil && (t.Auth == nil || t.Auth.APIKey == nil || t.Auth.APIKey.Query == "") {
+		return t.URL
+	}
+	u := *sent
+	if t.Auth != nil && t.Auth.APIKey != nil && t.Auth.APIKey.Query != "" {
+		if t.ParsedURL != nil {
+			u.RawQuery = t.ParsedURL.RawQuery
+		} else {
+			q := u.Query()
+			q.Del(t.Auth.APIKey.Query)
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.Redacted()
 }
 
 // applyAuth authenticates req to its target per t.Auth (SPEC §10): bearer,
@@ -54,6 +85,14 @@ func (c *Client) applyAuth(ctx context.Context, req *http.Request, r *Request) e
 		req.Header.Set("Authorization", "Bearer "+a.Bearer)
 	case a.Basic != nil:
 		req.SetBasicAuth(a.Basic.Username, a.Basic.Password)
+	case a.APIKey != nil && a.APIKey.Query != "":
+		// The URL is the target's, shared: send a copy.
+		u := *req.URL
+		if u.RawQuery != "" {
+			u.RawQuery += "&"
+		}
+		u.RawQuery += url.QueryEscape(a.APIKey.Query) + "=" + url.QueryEscape(a.APIKey.Value)
+		req.URL = &u
 	case a.APIKey != nil:
 		h := a.APIKey.Header
 		if h == "" {
@@ -107,16 +146,22 @@ func (c *Client) hmacKey(secret string) ([]byte, error) {
 	return key, nil
 }
 
-// oauthToken returns the token cache of one client-credentials config. The
-// config is immutable once loaded, so its pointer identifies it; a reload
-// makes new configs, which get their token on first use.
+// oauthToken returns the token cache of one client-credentials config,
+// found by its values: a config reload that keeps them keeps the token
+// (and does not add a cache per reload).
 func (c *Client) oauthToken(cc *config.OAuth2ClientCredentials) *tokenCache {
-	if v, ok := c.tokens.Load(cc); ok {
+	key := oauthKey{cc.TokenURL, cc.ClientID, cc.ClientSecret, strings.Join(cc.Scopes, " ")}
+	if v, ok := c.tokens.Load(key); ok {
 		return v.(*tokenCache)
 	}
-	v, _ := c.tokens.LoadOrStore(cc, &tokenCache{cfg: cc})
+	cp := *cc
+	cp.Scopes = append([]string(nil), cc.Scopes...)
+	v, _ := c.tokens.LoadOrStore(key, &tokenCache{cfg: &cp})
 	return v.(*tokenCache)
 }
+
+// oauthKey identifies a client-credentials config by its values.
+type oauthKey struct{ tokenURL, clientID, secret, scopes string }
 
 // Client authentication styles at a token endpoint (RFC 6749 §2.3.1).
 const (

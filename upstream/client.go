@@ -48,7 +48,7 @@ type Options struct {
 type Client struct {
 	transport *http.Transport
 	log       *slog.Logger
-	tokens    sync.Map // *config.OAuth2ClientCredentials → *tokenCache
+	tokens    sync.Map // oauthKey → *tokenCache
 	hmacKeys  sync.Map // Standard Webhooks secret → decoded key
 }
 
@@ -103,6 +103,10 @@ type Request struct {
 	Body []byte
 	// MessageID sets Fanout-Message-Id and Idempotency-Key.
 	MessageID string
+	// IdempotencyKey overrides the Idempotency-Key that MessageID sets,
+	// for calls of one message that are distinct operations (the steps of
+	// a steps route). Default "": MessageID.
+	IdempotencyKey string
 	// Attempt sets Fanout-Attempt (1-based; 0 means 1).
 	Attempt int
 	// Inbound describes the inbound request, for X-Forwarded-* and
@@ -235,10 +239,7 @@ func (c *Client) Exchange(ctx context.Context, r Request, maxBody int64) (res Re
 	req, resp, err := c.send(ctx, &r)
 	switch {
 	case req != nil:
-		res.RequestMethod, res.RequestURL = req.Method, r.Target.URL
-		if req.URL.User != nil || r.Target.URL == "" {
-			res.RequestURL = req.URL.Redacted()
-		}
+		res.RequestMethod, res.RequestURL = req.Method, recordedURL(r.Target, req.URL)
 		res.RequestHeader = redactIfNeeded(req.Header, authRedact(r.Target))
 	case r.Target != nil:
 		res.RequestMethod, res.RequestURL = r.Method, r.Target.URL

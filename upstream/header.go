@@ -126,7 +126,7 @@ func outboundHeader(r *Request) http.Header {
 	if r.Target != nil {
 		th = r.Target.Headers
 	}
-	const own = 9 // the headers set below
+	const own = 10 // the headers set below
 	vals := make([]string, 0, n+len(th)+own)
 	h := make(http.Header, len(in)+len(th)+own)
 
@@ -155,6 +155,9 @@ func outboundHeader(r *Request) http.Header {
 	if r.MessageID != "" {
 		set(HeaderIdempotencyKey, r.MessageID)
 		set(HeaderMessageID, r.MessageID)
+	}
+	if r.IdempotencyKey != "" {
+		set(HeaderIdempotencyKey, r.IdempotencyKey)
 	}
 	attempt := r.Attempt
 	if attempt < 1 {
