@@ -6,6 +6,7 @@
 #   bash bench/run.sh                                   # S1 S2 S3 S4 S6 S8, 3 rounds of 10 s
 #   DURATION=5s RUNS=3 SCENARIOS="S1 S2 S3" bash bench/run.sh
 #   SCENARIOS="S5" bash bench/run.sh                    # the 500k backlog (long; only when named)
+#   SCENARIOS="S3 S4 S7" bash bench/run.sh              # S7: S3/S4 on PostgreSQL, 1 and 2 nodes
 #
 # Environment (all optional):
 #   SCENARIOS   scenarios to run (default "S1 S2 S3 S4 S6 S8"; S5 and S7 only when named)
@@ -20,6 +21,10 @@
 #   OUT         output directory (bench/out/<timestamp>)
 #   KEEP_DATA   1: keep the data directory $OUT/data (SQLite files; on the repo's disk,
 #               not /tmp, which may be tmpfs and would make fsync free)
+#   PG_DSN      S7's PostgreSQL (postgres://postgres@127.0.0.1:5432/test?sslmode=disable); the
+#               script starts the local cluster when it does not answer (pg_ctlcluster), and
+#               skips S7 with a note when it still does not. Every run uses fresh schemas
+#               (fobench_<time>_<pid>_*), dropped at the end, however it ends.
 #   FANOUT_BIN  use this fanout binary instead of building ./cmd/fanout (e.g. to compare builds)
 #   NO_INSTALL  1: never apt-get install (fail if wrk is missing; skip nginx if missing)
 #
@@ -45,6 +50,8 @@ DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-180s}
 STALL_TIMEOUT=${STALL_TIMEOUT:-30s}
 PROFILE=${PROFILE:-1}
 OUT=${OUT:-$ROOT/bench/out/$(date -u +%Y%m%d-%H%M%S)}
+PG_DSN=${PG_DSN:-"postgres://postgres@127.0.0.1:5432/test?sslmode=disable"}
+PG_SCHEMA_PREFIX="fobench_$(date -u +%Y%m%d%H%M%S)_$$"
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -67,6 +74,46 @@ command -v wrk >/dev/null 2>&1 || { echo "wrk is missing (apt-get install wrk)" 
 NGINX=$(find_nginx)
 [ -n "$NGINX" ] || log "no nginx: the nginx rows are skipped"
 command -v go >/dev/null 2>&1 || { echo "go is missing" >&2; exit 1; }
+
+# --- PostgreSQL (S7) --------------------------------------------------------
+PG_OK=""
+PG_SKIP=""
+PSQL=$(command -v psql 2>/dev/null || true)
+pg_ready() { PGCONNECT_TIMEOUT=3 timeout 10 "$PSQL" -X -qAt -d "$PG_DSN" -c 'SELECT 1' >/dev/null 2>&1; }
+if [[ " $(echo "$SCENARIOS" | tr 'a-z,' 'A-Z ') " == *" S7 "* ]]; then
+  if [ -z "$PSQL" ]; then
+    PG_SKIP="psql is missing (apt-get install postgresql-client)"
+  elif pg_ready; then
+    PG_OK=1
+  elif command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo -n"; fi
+    for v in $(ls /etc/postgresql); do
+      log "starting PostgreSQL $v/main (pg_ctlcluster)"
+      $SUDO pg_ctlcluster --skip-systemctl-redirect "$v" main start >&2 || true
+    done
+    for _ in $(seq 1 30); do
+      if pg_ready; then PG_OK=1; break; fi
+      sleep 0.5
+    done
+    [ -n "$PG_OK" ] || PG_SKIP="PostgreSQL does not answer at $PG_DSN (even after pg_ctlcluster start)"
+  else
+    PG_SKIP="PostgreSQL does not answer at $PG_DSN and there is no local cluster to start (pg_ctlcluster)"
+  fi
+  if [ -n "$PG_OK" ]; then log "S7: PostgreSQL answers at $PG_DSN; schemas ${PG_SCHEMA_PREFIX}_*"
+  else log "S7 skipped: $PG_SKIP"; fi
+fi
+# drop_schemas drops every schema of this run (the harness drops its own as
+# it goes; this catches what a killed harness left).
+drop_schemas() {
+  [ -n "$PG_OK" ] || return 0
+  local s
+  for s in $(PGCONNECT_TIMEOUT=5 timeout 30 "$PSQL" -X -qAt -d "$PG_DSN" \
+      -c "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, '${PG_SCHEMA_PREFIX}_')" 2>/dev/null); do
+    PGCONNECT_TIMEOUT=5 timeout 60 "$PSQL" -X -q -d "$PG_DSN" -c "DROP SCHEMA IF EXISTS \"$s\" CASCADE" >/dev/null 2>&1 \
+      && log "dropped schema $s left by the harness" || log "could not drop schema $s"
+  done
+}
 
 # --- build -------------------------------------------------------------------
 mkdir -p "$OUT"
@@ -115,6 +162,7 @@ cleanup() {
       [ -n "$pg" ] && kill -KILL -- "-$pg" 2>/dev/null || true
     done <"$PIDFILE"
   fi
+  drop_schemas
   rm -rf "$TMPD"
   if [ "${KEEP_DATA:-0}" = 1 ]; then log "data kept in $OUT/data"; else rm -rf "$OUT/data"; fi
   exit "$rc"
@@ -132,6 +180,7 @@ profile=false
   -scenarios "$SCENARIOS" -runs "$RUNS" -duration "$DURATION" -warmup "$WARMUP" -conns "$CONNS" \
   -s2-rate "$S2_RATE" -s4-rate "$S4_RATE" -s4-duration "$S4_DURATION" -s5-messages "$S5_MESSAGES" \
   -s6-rate "$S6_RATE" -s6-delay "$S6_DELAY" -drain-timeout "$DRAIN_TIMEOUT" -stall-timeout "$STALL_TIMEOUT" \
+  -pg-dsn "${PG_OK:+$PG_DSN}" -pg-skip "$PG_SKIP" -psql "${PSQL:-psql}" -pg-schema-prefix "$PG_SCHEMA_PREFIX" \
   -profile="$profile" -bin-size "$BIN_SIZE" -bin-size-stripped "$BIN_STRIPPED" &
 RUNNER=$!
 rc=0

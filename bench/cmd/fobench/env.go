@@ -38,6 +38,12 @@ type env struct {
 	fanoutPort int
 	adminPort  int
 	fanoutErr  string // why Fanout is not running, if it is not
+
+	// S7: Fanout on PostgreSQL, one cluster of 1 node and one of 2 nodes,
+	// each on a schema of its own (dropped by close).
+	clusters []*cluster
+	pgErr    string   // why they are not running, if they are not
+	schemas  []string // created here, to drop
 }
 
 // envOpts choose what an env runs.
@@ -47,6 +53,8 @@ type envOpts struct {
 	// retryB overrides target qb's retry policy (S5: short backoff, many
 	// attempts, so that the backlog drains soon after B returns).
 	retryB string
+	// pg also starts the S7 clusters (Fanout on PostgreSQL, 1 and 2 nodes).
+	pg bool
 }
 
 const adminToken = "bench-admin-token"
@@ -96,6 +104,23 @@ func (b *bench) newEnv(ctx context.Context, name string, o envOpts) (*env, error
 			b.logf("%s: %v", name, err)
 		}
 	}
+	if o.pg {
+		switch {
+		case b.cfg.fanoutBin == "":
+			e.pgErr = "not run: fanout did not build"
+		case b.cfg.pgDSN == "":
+			e.pgErr = b.pgSkipNote()
+		default:
+			if err := e.startClusters(ctx, name, o); err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				e.pgErr = "not run: " + firstLine(err.Error())
+				b.logf("%s: PostgreSQL: %v", name, err)
+				e.stopClusters()
+			}
+		}
+	}
 	ok = true
 	return e, nil
 }
@@ -113,7 +138,11 @@ func firstLine(s string) string {
 	return s
 }
 
-func (e *env) close() { e.ps.stopAll() }
+// close stops every process of the env, then drops its schemas.
+func (e *env) close() {
+	e.ps.stopAll()
+	e.dropSchemas()
+}
 
 // pgids lists the process groups of the env's live processes.
 func (e *env) pgids() []int {
@@ -228,6 +257,12 @@ func (e *env) startNginx(ctx context.Context) error {
 // and an async one, each to its own pair of targets so that the echo
 // targets count them apart by path.
 func (e *env) fanoutYAML(o envOpts) string {
+	return e.fanoutYAMLFor(o, e.fanoutPort, e.adminPort, fmt.Sprintf("{driver: sqlite, dsn: %q}", filepath.Join(e.tmp, "fanout.db")))
+}
+
+// fanoutYAMLFor is the config of one Fanout process listening on port,
+// with its admin API on adminPort and store as the store: mapping.
+func (e *env) fanoutYAMLFor(o envOpts, port, adminPort int, store string) string {
 	pprof := "false"
 	if e.b.cfg.profile {
 		pprof = "true"
@@ -239,7 +274,7 @@ func (e *env) fanoutYAML(o envOpts) string {
 	return fmt.Sprintf(`# written by fobench
 listen: "127.0.0.1:%d"
 admin: {listen: "127.0.0.1:%d", token: "%s", pprof: %s}
-store: {driver: sqlite, dsn: "%s"}
+store: %s
 log: {level: warn}
 targets:
   sa: {url: "http://127.0.0.1:%d/all", timeout: 10s}
@@ -256,7 +291,7 @@ routes:
     match: {method: POST, path: /async}
     mode: async
     targets: [qa, qb]
-`, e.fanoutPort, e.adminPort, adminToken, pprof, filepath.Join(e.tmp, "fanout.db"),
+`, port, adminPort, adminToken, pprof, store,
 		e.aPort, e.bPort, e.aPort, e.bPort, retryB)
 }
 

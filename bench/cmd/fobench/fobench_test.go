@@ -136,3 +136,71 @@ func TestRenderTableRatiosPerRound(t *testing.T) {
 		t.Errorf("direct should come first:\n%s", out)
 	}
 }
+
+func TestWithSearchPath(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://u@h:5432/db":                 "postgres://u@h:5432/db?search_path=s1",
+		"postgres://u@h:5432/db?sslmode=disable": "postgres://u@h:5432/db?sslmode=disable&search_path=s1",
+		"host=h dbname=db":                       "host=h dbname=db search_path=s1",
+	} {
+		if got := withSearchPath(dsn, "s1"); got != want {
+			t.Errorf("withSearchPath(%q) = %q, want %q", dsn, got, want)
+		}
+	}
+}
+
+func TestMergeWrkAndLoad(t *testing.T) {
+	w := mergeWrk([]wrkResult{
+		{Requests: 100, Status: 2, DurationUS: 1_000_000, P50us: 10, P99us: 50},
+		{Requests: 300, Status: 0, DurationUS: 1_010_000, P50us: 20, P99us: 40},
+	})
+	if w.good() != 398 || w.DurationUS != 1_010_000 || w.P50us != 20 || w.P99us != 50 {
+		t.Errorf("mergeWrk = %+v", w)
+	}
+	l := mergeLoad([]loadResult{
+		{OK: 3, OKPerS: 3, Skipped: 1, lat: []time.Duration{1, 2, 3}},
+		{OK: 1, OKPerS: 1, lat: []time.Duration{10 * time.Millisecond}},
+	})
+	if l.OK != 4 || l.OKPerS != 4 || l.Skipped != 1 || l.MaxMs != 10 || len(l.lat) != 4 {
+		t.Errorf("mergeLoad = %+v", l)
+	}
+}
+
+func TestS7RatiosAndCPU(t *testing.T) {
+	r := result{RPS: 300}
+	addRatios(&r, 200, 150, 2)
+	if r.Extra["x_sqlite"] != 1.5 || r.Extra["x_1node"] != 2 {
+		t.Errorf("ratios %v", r.Extra)
+	}
+	r = result{RPS: 300}
+	addRatios(&r, 0, 150, 1)
+	if _, ok := r.Extra["x_sqlite"]; ok || len(r.Extra) != 0 {
+		t.Errorf("no reference, no ratio: %v", r.Extra)
+	}
+	// An exited backend does not make the CPU negative; a new one counts whole.
+	d := pgSnap{1: 150, 3: 20}.since(pgSnap{1: 100, 2: 500})
+	if d != 700*time.Millisecond {
+		t.Errorf("since = %v, want 700ms", d)
+	}
+}
+
+func TestS7RowsAndGoal(t *testing.T) {
+	rs := []result{
+		{Scenario: "S7", Variant: "accept c=64", System: clusterName(1), Round: 1, RPS: 16000, Requests: 1,
+			Extra: map[string]float64{"x_sqlite": 0.8, "missing": 0}},
+		{Scenario: "S7", Variant: "accept c=64", System: clusterName(2), Round: 1, RPS: 20000, Requests: 1,
+			Extra: map[string]float64{"x_sqlite": 1, "x_1node": 1.25, "missing": 0}},
+		{Scenario: "S7", Variant: "deliver 10,000 msg/s offered, 5s", System: clusterName(1), Round: 1, RPS: 8000, Requests: 1,
+			Extra: map[string]float64{"deliveries_per_s": 16000, "missing": 0}},
+	}
+	var b bytes.Buffer
+	rows := renderTable(&b, rs)
+	if !strings.Contains(b.String(), "**1.25× 1 node**") || !strings.Contains(b.String(), "**0.80× SQLite**") {
+		t.Fatalf("table lacks the ratios:\n%s", b.String())
+	}
+	var g bytes.Buffer
+	renderGoals(&g, rows)
+	if !strings.Contains(g.String(), "| S7 |") || !strings.Contains(g.String(), "| met |") {
+		t.Errorf("S7 goal:\n%s", g.String())
+	}
+}

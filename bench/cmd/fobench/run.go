@@ -51,6 +51,13 @@ type benchCfg struct {
 	stallTimeout time.Duration
 	s5Timeout    time.Duration
 
+	// S7: PostgreSQL (a URL; empty: S7 is skipped, pgSkip says why),
+	// psql to create and drop the schemas, and their names' prefix.
+	pgDSN          string
+	pgSkip         string
+	psqlBin        string
+	pgSchemaPrefix string
+
 	profile         bool
 	binSize         int64
 	binStrippedSize int64
@@ -156,6 +163,10 @@ func runBench(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.s6Delay, "s6-delay", 2*time.Second, "S6: B answers after this delay")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 180*time.Second, "bound on waiting for async deliveries")
 	fs.DurationVar(&c.stallTimeout, "stall-timeout", 30*time.Second, "stop waiting for deliveries when none arrived for this long")
+	fs.StringVar(&c.pgDSN, "pg-dsn", "", "S7: PostgreSQL URL (empty: skip S7)")
+	fs.StringVar(&c.pgSkip, "pg-skip", "", "S7: why there is no PostgreSQL (shown in the report)")
+	fs.StringVar(&c.psqlBin, "psql", "psql", "S7: psql, to create and drop the schemas")
+	fs.StringVar(&c.pgSchemaPrefix, "pg-schema-prefix", "", "S7: prefix of the schemas created (default fobench_PID)")
 	fs.BoolVar(&c.profile, "profile", true, "take a CPU profile of Fanout under S1 (admin pprof)")
 	fs.Int64Var(&c.binSize, "bin-size", 0, "size of the fanout binary (S8)")
 	fs.Int64Var(&c.binStrippedSize, "bin-size-stripped", 0, "size of the fanout binary built with -s -w (S8)")
@@ -175,6 +186,16 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if c.s6Duration <= 0 {
 		c.s6Duration = c.duration
+	}
+	if c.pgSchemaPrefix == "" {
+		c.pgSchemaPrefix = fmt.Sprintf("fobench_%d", os.Getpid())
+	}
+	c.pgSchemaPrefix = strings.ToLower(c.pgSchemaPrefix)
+	if !schemaName.MatchString(c.pgSchemaPrefix) || len(c.pgSchemaPrefix) > 30 {
+		return fmt.Errorf("bad -pg-schema-prefix %q (lower-case letters, digits and _, at most 30)", c.pgSchemaPrefix)
+	}
+	if c.pgDSN != "" && c.psqlBin == "" {
+		c.pgDSN, c.pgSkip = "", "no psql to create the schemas"
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -221,7 +242,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	var failed []string
 	for _, s := range steps {
-		want := b.has(s.id) || (s.id == "S1" && b.has("S8"))
+		// S7 runs inside S3 and S4 (its SQLite references).
+		want := b.has(s.id) || (s.id == "S1" && b.has("S8")) ||
+			((s.id == "S3" || s.id == "S4") && b.has("S7") && b.cfg.pgDSN != "")
 		if !want {
 			continue
 		}
@@ -267,10 +290,16 @@ func runBench(ctx context.Context, args []string) error {
 
 const legend = `
 Medians of the interleaved rounds. req/s: answered 2xx per second (S3: accepted 202/s; S4: messages
-delivered to both targets per second; S6: target A's deliveries per second). ×direct and ×nginx:
+delivered to both targets per second; S6: target A's deliveries per second; S7: as S3 for accept, as
+S4 for deliver). ×direct and ×nginx:
 median of the per-round ratios. req per CPU-s: answered (accepted) requests per CPU second of the
 system under test (utime+stime from /proc, nginx's master and workers added; direct: the echo
-target). peak RSS: VmHWM of the system's processes, summed for nginx, at the end of its last run.
+target; S7 on PostgreSQL: Fanout's processes plus every postgres process on the machine). S7:
+×SQLite and ×1 node are medians of per-round ratios against the SQLite Fanout (S3's row for
+accept; the "fanout, SQLite" row for deliver, same rate and window) and the 1-node cluster; 2 nodes
+split the load evenly across both ingress ports (two wrk -c32; two generators at half the rate), with
+p50/p99 the worse of the two halves for accept. peak RSS: VmHWM of the system's processes, summed
+for nginx and for a cluster's nodes, at the end of its last run.
 others' CPU: cores used during the runs by processes this harness did not start (machine busy time
 from /proc/stat less the rig's own: the systems, the echo targets, the load generator); above ~0.1
 the machine was shared and every figure is noisier, latencies most.
@@ -297,6 +326,9 @@ func (b *bench) header(ctx context.Context) string {
 	fmt.Fprintf(&h, "- before the run: load average %s, CPU busy %.0f%% over 1 s (other processes on the machine add noise)\n",
 		strings.Join(strings.Fields(string(load))[:3], " "), busy*100)
 	fmt.Fprintf(&h, "- data (SQLite) on %s\n", fsType(b.cfg.tmp))
+	if b.has("S7") {
+		fmt.Fprintf(&h, "- S7: %s\n", b.pgInfo(ctx))
+	}
 	fmt.Fprintf(&h, "- tools: %s; %s; fanout %s\n", toolVersion(b.cfg.wrkBin, "-v"), toolVersion(b.cfg.nginxBin, "-v"), toolVersion(b.cfg.fanoutBin, "version"))
 	fmt.Fprintf(&h, "- parameters: scenarios %s, %d rounds, %s per run, warm-up %s, wrk -t1 -c%v, %d B JSON POST, S2 %.0f req/s, S4 %.0f msg/s for %s, S6 %.0f msg/s for %s (B delay %s)\n",
 		strings.Join(b.cfg.scenarios, " "), b.cfg.runs, b.cfg.duration, b.cfg.warmup, b.cfg.conns, b.cfg.bodySize,
@@ -641,9 +673,11 @@ func (b *bench) fixedRate(ctx context.Context, s system, rate float64, d time.Du
 }
 
 // s3 is the durable accept: wrk -c64 at an async route, then every
-// accepted message must reach both targets.
+// accepted message must reach both targets. With S7 named, each round also
+// measures Fanout on PostgreSQL, 1 node and 2 nodes (S7 rows).
 func (b *bench) s3(ctx context.Context) error {
-	e, err := b.newEnv(ctx, "s3", envOpts{fanout: true})
+	pg := b.has("S7")
+	e, err := b.newEnv(ctx, "s3", envOpts{fanout: true, pg: pg && b.cfg.pgDSN != ""})
 	if err != nil {
 		return err
 	}
@@ -651,15 +685,21 @@ func (b *bench) s3(ctx context.Context) error {
 	conns := 64
 	variant := "c=64"
 	direct := e.direct()
-	fs, ok := e.fanoutSys("/async")
+	fs, ok := e.sqliteSut("/async")
 	if !ok {
 		b.record(result{Scenario: "S3", Variant: variant, System: "fanout", Note: e.fanoutErr})
 	}
+	pgs := e.pgSuts("/async")
+	if pg && len(pgs) == 0 && b.cfg.pgDSN != "" {
+		b.s7NotRun(b.s7AcceptVariant(conns), e.pgErr)
+	}
 	b.logf("warm-up %s", b.cfg.warmup)
 	_, _ = b.wrk.run(ctx, direct.url, 1, conns, b.cfg.warmup)
-	if ok {
-		_, _ = b.wrk.run(ctx, fs.url, 1, conns, b.cfg.warmup)
-		_, _ = b.waitQuiet(ctx, e, "/async", b.cfg.drainTimeout)
+	for _, s := range append([]sut{fs}, pgs...) {
+		if s.alive() {
+			_, _ = b.wrkSplit(ctx, s.urls, conns, b.cfg.warmup)
+			_, _ = b.waitQuiet(ctx, e, "/async", b.cfg.drainTimeout)
+		}
 	}
 	for round := 1; round <= b.cfg.runs; round++ {
 		r, _, _ := b.measureWrk(ctx, "S3", variant, direct, round, conns)
@@ -670,50 +710,96 @@ func (b *bench) s3(ctx context.Context) error {
 		if err := b.sleep(ctx, b.cfg.pause); err != nil {
 			return err
 		}
-		if !ok || e.fanout.exited() {
-			continue
-		}
-		base, err := tallyOf(ctx, e, "/async")
-		if err != nil {
-			return err
-		}
-		cpu0 := groupCPU(fs.pgid)
-		r, w, err := b.measureWrk(ctx, "S3", variant, fs, round, conns)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
+		var sqliteRPS, oneNode float64
+		if ok && fs.alive() {
+			r, err := b.acceptRound(ctx, e, fs, "S3", variant, round, conns)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			b.record(r)
-			continue
-		}
-		accepted := w.good()
-		dr := b.drain(ctx, e, "/async", base, accepted, b.cfg.drainTimeout)
-		cpu1 := groupCPU(fs.pgid)
-		got := dr.t.minus(base)
-		r.Extra = map[string]float64{
-			"drain_s": dr.drainS,
-		}
-		if dr.done {
-			r.Extra["e2e_per_s"] = float64(accepted) / (float64(w.DurationUS)/1e6 + dr.drainS)
-		} else {
-			r.Note = fmt.Sprintf("not all delivered within %s", b.cfg.drainTimeout)
-			if dr.stalled {
-				r.Note = fmt.Sprintf("deliveries stalled (none for %s)", b.cfg.stallTimeout)
+			if err == nil {
+				sqliteRPS = r.RPS
+			}
+			if err := b.sleep(ctx, b.cfg.pause); err != nil {
+				return err
 			}
 		}
-		// Distinct message ids at each target against the 202s counted by
-		// wrk (a few more may be accepted while wrk closes: missing is a
-		// lower bound of what was lost).
-		r.Extra["missing"] = float64(max(0, accepted-got.ua, accepted-got.ub))
-		r.Extra["dup"] = float64(got.dups())
-		r.Extra["cpu_e2e_s"] = (cpu1 - cpu0).Seconds()
-		r.RSSkB = groupKB(fs.pgid, "VmHWM")
-		b.record(r)
-		if err := b.sleep(ctx, b.cfg.pause); err != nil {
-			return err
+		for i, s := range pgs {
+			nodes := len(s.procs)
+			v := b.s7AcceptVariant(conns)
+			if !s.alive() {
+				b.record(result{Scenario: "S7", Variant: v, System: s.name, Round: round, Note: "not run: a node exited (see its log)"})
+				continue
+			}
+			r, err := b.acceptRound(ctx, e, s, "S7", v, round, conns)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			addRatios(&r, sqliteRPS, oneNode, nodes)
+			if i == 0 && nodes == 1 && err == nil {
+				oneNode = r.RPS
+			}
+			b.record(r)
+			if err := b.sleep(ctx, b.cfg.pause); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// acceptRound is one S3-style run against s: wrk -c conns at its ingress
+// port(s) for the run's duration, then a bounded wait until both targets
+// have every accepted message. The result is not recorded.
+func (b *bench) acceptRound(ctx context.Context, e *env, s sut, scen, variant string, round, conns int) (result, error) {
+	r := result{Scenario: scen, Variant: variant, System: s.name, Round: round}
+	base, err := tallyOf(ctx, e, "/async")
+	if err != nil {
+		r.Note = "echo targets: " + firstLine(err.Error())
+		return r, err
+	}
+	m := b.meter()
+	cpu0, db0 := s.cpu(), s.dbCPU()
+	w, err := b.wrkSplit(ctx, s.urls, conns, b.cfg.duration)
+	cpu1, db1 := s.cpu(), s.dbCPU()
+	r.Others = m.others(w.cpu + db1.since(db0))
+	if err != nil {
+		r.Note = "wrk failed: " + firstLine(err.Error())
+		return r, err
+	}
+	r.RPS = w.perSecond()
+	r.P50ms, r.P99ms = w.P50us/1000, w.P99us/1000
+	r.Requests = w.good()
+	r.CPUs = (cpu1 - cpu0 + db1.since(db0)).Seconds()
+	r.RSSkB = s.rssKB("VmHWM")
+	r.Errors = w.Status + w.socketErrors()
+	accepted := w.good()
+	dr := b.drainAlive(ctx, e, s.alive, "/async", base, accepted, b.cfg.drainTimeout)
+	cpu2, db2 := s.cpu(), s.dbCPU()
+	got := dr.t.minus(base)
+	r.Extra = map[string]float64{"drain_s": dr.drainS}
+	if dr.done {
+		r.Extra["e2e_per_s"] = float64(accepted) / (float64(w.DurationUS)/1e6 + dr.drainS)
+	} else {
+		r.Note = fmt.Sprintf("not all delivered within %s", b.cfg.drainTimeout)
+		if dr.stalled {
+			r.Note = fmt.Sprintf("deliveries stalled (none for %s)", b.cfg.stallTimeout)
+		}
+		if !s.alive() {
+			r.Note = "a Fanout process exited during the run"
+		}
+	}
+	// Distinct message ids at each target against the 202s counted by
+	// wrk (a few more may be accepted while wrk closes: missing is a
+	// lower bound of what was lost).
+	r.Extra["missing"] = float64(max(0, accepted-got.ua, accepted-got.ub))
+	r.Extra["dup"] = float64(got.dups())
+	r.Extra["cpu_e2e_s"] = (cpu2 - cpu0 + db2.since(db0)).Seconds()
+	if s.db {
+		r.Extra["db_cpu_s"] = db1.since(db0).Seconds()
+	}
+	r.RSSkB = s.rssKB("VmHWM")
+	return r, nil
 }
 
 // tally is what the two targets counted on a path: requests (a, b) and
@@ -742,6 +828,13 @@ type drainResult struct {
 // moving (at most 5 s more). It gives up after timeout, or when nothing
 // arrived for -stall-timeout.
 func (b *bench) drain(ctx context.Context, e *env, path string, base tally, want int64, timeout time.Duration) drainResult {
+	alive := func() bool { return e.fanout == nil || !e.fanout.exited() }
+	return b.drainAlive(ctx, e, alive, path, base, want, timeout)
+}
+
+// drainAlive is drain that gives up as soon as alive says the system under
+// test is down.
+func (b *bench) drainAlive(ctx context.Context, e *env, alive func() bool, path string, base tally, want int64, timeout time.Duration) drainResult {
 	start := time.Now()
 	var dr drainResult
 	lastChange := start
@@ -759,7 +852,7 @@ func (b *bench) drain(ctx context.Context, e *env, path string, base tally, want
 			}
 		}
 		if time.Since(start) > timeout || time.Since(lastChange) > b.cfg.stallTimeout ||
-			ctx.Err() != nil || (e.fanout != nil && e.fanout.exited()) {
+			ctx.Err() != nil || !alive() {
 			dr.drainS = time.Since(start).Seconds()
 			dr.stalled = time.Since(lastChange) > b.cfg.stallTimeout
 			return dr
@@ -800,22 +893,39 @@ type sample struct {
 	got      tally
 }
 
-// asyncLoad offers rate messages/s to s for d while sampling the targets
-// every second; it returns the load's result, the samples and the targets'
-// tally at the start.
-func (b *bench) asyncLoad(ctx context.Context, e *env, s system, rate float64, d time.Duration) (res loadResult, samples []sample, base tally, err error) {
+// asyncLoad offers rate messages/s for d, split evenly across urls (one
+// generator each, side by side), while sampling the targets every second;
+// it returns the load's result, the samples and the targets' tally at the
+// start.
+func (b *bench) asyncLoad(ctx context.Context, e *env, urls []string, rate float64, d time.Duration) (res loadResult, samples []sample, base tally, err error) {
 	if base, err = tallyOf(ctx, e, "/async"); err != nil {
 		return loadResult{}, nil, base, err
 	}
-	g := newLoadGen(loadOpts{URL: s.url, Body: b.body, Rate: rate, Conns: 2048, Duration: d})
+	gens := make([]*loadGen, len(urls))
+	for i, u := range urls {
+		gens[i] = newLoadGen(loadOpts{URL: u, Body: b.body, Rate: rate / float64(len(urls)), Conns: 2048 / len(urls), Duration: d})
+	}
 	done := make(chan loadResult, 1)
 	start := time.Now()
-	go func() { done <- g.run(ctx) }()
+	go func() {
+		rs := make([]loadResult, len(gens))
+		var wg sync.WaitGroup
+		for i, g := range gens {
+			wg.Add(1)
+			go func() { defer wg.Done(); rs[i] = g.run(ctx) }()
+		}
+		wg.Wait()
+		done <- mergeLoad(rs)
+	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	take := func() {
 		t, _ := tallyOf(ctx, e, "/async")
-		samples = append(samples, sample{t: time.Since(start).Seconds(), accepted: g.ok.Load(), got: t.minus(base)})
+		var acc int64
+		for _, g := range gens {
+			acc += g.ok.Load()
+		}
+		samples = append(samples, sample{t: time.Since(start).Seconds(), accepted: acc, got: t.minus(base)})
 	}
 	for {
 		select {
@@ -826,6 +936,43 @@ func (b *bench) asyncLoad(ctx context.Context, e *env, s system, rate float64, d
 			take()
 		}
 	}
+}
+
+// mergeLoad adds up loads that ran side by side: counts and rates add,
+// latencies are pooled.
+func mergeLoad(rs []loadResult) loadResult {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	var m loadResult
+	m.Status = map[int]int64{}
+	var lat []time.Duration
+	for _, r := range rs {
+		m.Sent += r.Sent
+		m.OK += r.OK
+		m.Non2xx += r.Non2xx
+		m.Errors += r.Errors
+		m.Skipped += r.Skipped
+		m.OKPerS += r.OKPerS
+		m.ElapsedS = max(m.ElapsedS, r.ElapsedS)
+		for k, v := range r.Status {
+			m.Status[k] += v
+		}
+		if r.LastError != "" {
+			m.LastError = r.LastError
+		}
+		lat = append(lat, r.lat...)
+	}
+	slices.Sort(lat)
+	m.lat = lat
+	m.P50ms = ms(percentile(lat, 50))
+	m.P90ms = ms(percentile(lat, 90))
+	m.P99ms = ms(percentile(lat, 99))
+	m.P999ms = ms(percentile(lat, 99.9))
+	if len(lat) > 0 {
+		m.MaxMs = ms(lat[len(lat)-1])
+	}
+	return m
 }
 
 // slope is the least-squares slope of ys over xs.
@@ -849,77 +996,147 @@ func slope(xs, ys []float64) float64 {
 }
 
 // s4 is async end to end, sustained: a fixed offered rate for S4_DURATION,
-// deliveries counted at both targets every second.
+// deliveries counted at both targets every second. With S7 named, each
+// round also offers the same rate for -duration to the SQLite Fanout and
+// to Fanout on PostgreSQL, 1 node and 2 nodes (S7 rows).
 func (b *bench) s4(ctx context.Context) error {
-	e, err := b.newEnv(ctx, "s4", envOpts{fanout: true})
+	pg := b.has("S7")
+	e, err := b.newEnv(ctx, "s4", envOpts{fanout: true, pg: pg && b.cfg.pgDSN != ""})
 	if err != nil {
 		return err
 	}
 	defer e.close()
 	variant := fmt.Sprintf("%s msg/s offered, %s", thousands(b.cfg.s4Rate), b.cfg.s4Duration)
-	fs, ok := e.fanoutSys("/async")
+	v7 := b.s7DeliverVariant()
+	fs, ok := e.sqliteSut("/async")
 	if !ok {
-		b.record(result{Scenario: "S4", Variant: variant, System: "fanout", Note: e.fanoutErr})
-		return nil
+		if b.has("S4") {
+			b.record(result{Scenario: "S4", Variant: variant, System: "fanout", Note: e.fanoutErr})
+		}
+		if pg {
+			b.record(result{Scenario: "S7", Variant: v7, System: "fanout, SQLite", Note: e.fanoutErr})
+		}
+	}
+	pgs := e.pgSuts("/async")
+	if pg && len(pgs) == 0 && b.cfg.pgDSN != "" {
+		b.s7NotRun(v7, e.pgErr)
 	}
 	for round := 1; round <= b.cfg.runs; round++ {
-		if e.fanout.exited() {
-			break
-		}
-		cpu0 := groupCPU(fs.pgid)
-		m := b.meter()
-		res, samples, base, err := b.asyncLoad(ctx, e, fs, b.cfg.s4Rate, b.cfg.s4Duration)
-		others := m.others(0)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			return err
-		}
-		// Messages (distinct ids) delivered during the load window.
-		last := samples[len(samples)-1]
-		win := b.cfg.s4Duration.Seconds()
-		both := min(last.got.ua, last.got.ub)
-		r := result{Scenario: "S4", Variant: variant, System: "fanout", Round: round,
-			RPS: float64(both) / win, P50ms: res.P50ms, P99ms: res.P99ms,
-			Errors: res.Non2xx + res.Errors, Others: others, Extra: map[string]float64{
-				"offered_per_s":     b.cfg.s4Rate,
-				"accepted_per_s":    res.OKPerS,
-				"delivered_a_per_s": float64(last.got.ua) / win,
-				"delivered_b_per_s": float64(last.got.ub) / win,
-				"backlog_end":       float64(last.accepted - both),
-			}}
-		// Backlog slope over the second half of the load.
-		var xs, ys []float64
-		for _, s := range samples {
-			if s.t >= win/2 && s.t <= win+0.5 {
-				xs = append(xs, s.t)
-				ys = append(ys, float64(s.accepted-min(s.got.ua, s.got.ub)))
+		if b.has("S4") && ok && fs.alive() {
+			r, err := b.deliverRound(ctx, e, fs, "S4", variant, round, b.cfg.s4Duration)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				return err
+			}
+			b.record(r)
+			if err := b.sleep(ctx, b.cfg.pause); err != nil {
+				return err
 			}
 		}
-		r.Extra["backlog_slope_per_s"] = slope(xs, ys)
-		if res.Skipped > 0 {
-			r.Extra["skipped"] = float64(res.Skipped)
+		if !pg || len(pgs) == 0 {
+			continue
 		}
-		// Then drain what is left, bounded, so the next round starts empty.
-		dr := b.drain(ctx, e, "/async", base, res.OK, b.cfg.drainTimeout)
-		r.Extra["drain_s"] = dr.drainS
-		r.Extra["dup"] = float64(dr.t.minus(base).dups())
-		if !dr.done {
-			r.Note = fmt.Sprintf("not all delivered within %s of the end", b.cfg.drainTimeout)
-			if dr.stalled {
-				r.Note = fmt.Sprintf("deliveries stalled (none for %s)", b.cfg.stallTimeout)
+		// S7: the SQLite reference and the clusters, same rate and window.
+		var sqliteRPS, oneNode float64
+		sref := fs
+		sref.name = "fanout, SQLite"
+		for i, s := range append([]sut{sref}, pgs...) {
+			if !s.alive() {
+				if i > 0 || ok {
+					b.record(result{Scenario: "S7", Variant: v7, System: s.name, Round: round, Note: "not run: a Fanout process exited (see its log)"})
+				}
+				continue
 			}
-		}
-		cpu1 := groupCPU(fs.pgid)
-		r.Requests, r.CPUs = res.OK, (cpu1 - cpu0).Seconds()
-		r.RSSkB = groupKB(fs.pgid, "VmHWM")
-		b.record(r)
-		if err := b.sleep(ctx, b.cfg.pause); err != nil {
-			return err
+			r, err := b.deliverRound(ctx, e, s, "S7", v7, round, b.cfg.duration)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				return err
+			}
+			switch {
+			case i == 0:
+				sqliteRPS = r.RPS
+			default:
+				addRatios(&r, sqliteRPS, oneNode, len(s.procs))
+				if len(s.procs) == 1 {
+					oneNode = r.RPS
+				}
+			}
+			b.record(r)
+			if err := b.sleep(ctx, b.cfg.pause); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// deliverRound is one S4-style run against s: S4_RATE messages/s offered
+// for d, split across its ingress ports; req/s is the messages delivered
+// to both targets per second of the window; then a bounded drain, after
+// which every accepted message must have reached both. Not recorded.
+func (b *bench) deliverRound(ctx context.Context, e *env, s sut, scen, variant string, round int, d time.Duration) (result, error) {
+	cpu0, db0 := s.cpu(), s.dbCPU()
+	m := b.meter()
+	res, samples, base, err := b.asyncLoad(ctx, e, s.urls, b.cfg.s4Rate, d)
+	db1 := s.dbCPU()
+	others := m.others(db1.since(db0))
+	if err != nil {
+		return result{}, err
+	}
+	// Messages (distinct ids) delivered during the load window.
+	last := samples[len(samples)-1]
+	win := d.Seconds()
+	both := min(last.got.ua, last.got.ub)
+	r := result{Scenario: scen, Variant: variant, System: s.name, Round: round,
+		RPS: float64(both) / win, P50ms: res.P50ms, P99ms: res.P99ms,
+		Errors: res.Non2xx + res.Errors, Others: others, Extra: map[string]float64{
+			"offered_per_s":     b.cfg.s4Rate,
+			"accepted_per_s":    res.OKPerS,
+			"delivered_a_per_s": float64(last.got.ua) / win,
+			"delivered_b_per_s": float64(last.got.ub) / win,
+			"backlog_end":       float64(last.accepted - both),
+		}}
+	if scen == "S7" {
+		r.Extra["deliveries_per_s"] = float64(last.got.ua+last.got.ub) / win
+	}
+	// Backlog slope over the second half of the load.
+	var xs, ys []float64
+	for _, sm := range samples {
+		if sm.t >= win/2 && sm.t <= win+0.5 {
+			xs = append(xs, sm.t)
+			ys = append(ys, float64(sm.accepted-min(sm.got.ua, sm.got.ub)))
+		}
+	}
+	r.Extra["backlog_slope_per_s"] = slope(xs, ys)
+	if res.Skipped > 0 {
+		r.Extra["skipped"] = float64(res.Skipped)
+	}
+	// Then drain what is left, bounded, so the next run starts empty.
+	dr := b.drainAlive(ctx, e, s.alive, "/async", base, res.OK, b.cfg.drainTimeout)
+	got := dr.t.minus(base)
+	r.Extra["drain_s"] = dr.drainS
+	r.Extra["dup"] = float64(got.dups())
+	r.Extra["missing"] = float64(max(0, res.OK-got.ua, res.OK-got.ub))
+	if !dr.done {
+		r.Note = fmt.Sprintf("not all delivered within %s of the end", b.cfg.drainTimeout)
+		if dr.stalled {
+			r.Note = fmt.Sprintf("deliveries stalled (none for %s)", b.cfg.stallTimeout)
+		}
+		if !s.alive() {
+			r.Note = "a Fanout process exited during the run"
+		}
+	}
+	cpu1, db2 := s.cpu(), s.dbCPU()
+	r.Requests, r.CPUs = res.OK, (cpu1 - cpu0 + db2.since(db0)).Seconds()
+	if s.db {
+		r.Extra["db_cpu_s"] = db2.since(db0).Seconds()
+	}
+	r.RSSkB = s.rssKB("VmHWM")
+	return r, nil
 }
 
 // s5 is the backlog: target B down while S5_MESSAGES are accepted, then
@@ -1035,7 +1252,7 @@ func (b *bench) s6(ctx context.Context) error {
 			}
 			cpu0 := groupCPU(fs.pgid)
 			m := b.meter()
-			res, samples, base, err := b.asyncLoad(ctx, e, fs, b.cfg.s6Rate, b.cfg.s6Duration)
+			res, samples, base, err := b.asyncLoad(ctx, e, []string{fs.url}, b.cfg.s6Rate, b.cfg.s6Duration)
 			others := m.others(0)
 			if err != nil {
 				return err
@@ -1074,12 +1291,6 @@ func (b *bench) s6(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
-}
-
-// s7 (PostgreSQL) needs a PostgreSQL store in Fanout.
-func (b *bench) s7(context.Context) error {
-	b.record(result{Scenario: "S7", System: "fanout", Note: "not yet: Fanout has no PostgreSQL store in this build"})
 	return nil
 }
 
