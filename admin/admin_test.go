@@ -193,10 +193,36 @@ func TestUnknownPathAndMethod(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	cfg := testConfig()
+	cfg.Routes[2].Targets = []config.RouteTarget{{Name: "crm", Body: `{"secret": "` + secretConfigured + `", "c": {{ json .request.body }}}`}}
+	cfg.Routes = append(cfg.Routes,
+		&config.Route{
+			Name:    "onboard",
+			Match:   config.Match{Method: http.MethodPost, Path: "/onboard/{id}"},
+			Mode:    config.ModeSteps,
+			Respond: "track",
+			Steps: []*config.Step{
+				{Name: "lookup", Target: "crm", Method: http.MethodGet, Path: "/users/{{ .request.path_params.id }}",
+					Headers: map[string]string{"X-Trace": "t", "Authorization": "Bearer " + secretConfigured}},
+				{Name: "track", Target: "analytics", After: []string{"lookup"}, Body: `{"k": "` + secretConfigured + `"}`},
+			},
+		},
+		&config.Route{
+			Name:      "ingest",
+			Match:     config.Match{Method: http.MethodPost, Path: "/ingest"},
+			Mode:      config.ModeAsync,
+			Targets:   []config.RouteTarget{{Name: "analytics"}},
+			Auth:      config.AuthAPIKey,
+			Tenants:   []string{"acme", "globex"},
+			RateLimit: &config.RateLimit{RPS: 2.5, Burst: 5},
+			Schema:    "schemas/ingest.json",
+		},
+	)
+	b.cfg.Store(cfg)
 
 	routes, err := b.client.Routes(t.Context())
 	require.NoError(t, err)
-	require.Len(t, routes, 3)
+	require.Len(t, routes, 5)
 	require.Equal(t, admin.Route{
 		Name:     "signup",
 		Mode:     "async",
@@ -216,16 +242,42 @@ func TestRoutes(t *testing.T) {
 		MaxBody:     256 << 10,
 	}, routes[1])
 	require.Equal(t, "grow", routes[2].Name)
+	require.Equal(t, []admin.RouteTarget{{Name: "crm", BodyTemplate: true}}, routes[2].Targets)
+	require.Equal(t, admin.Route{
+		Name:    "onboard",
+		Mode:    "steps",
+		Match:   admin.RouteMatch{Method: "POST", Path: "/onboard/{id}"},
+		Targets: []admin.RouteTarget{},
+		Steps: []admin.RouteStep{
+			{Name: "lookup", Target: "crm", Method: "GET", Path: "/users/{{ .request.path_params.id }}", Headers: []string{"Authorization", "X-Trace"}},
+			{Name: "track", Target: "analytics", After: []string{"lookup"}, BodyTemplate: true},
+		},
+		Respond: "track",
+	}, routes[3])
+	require.Equal(t, admin.Route{
+		Name:      "ingest",
+		Mode:      "async",
+		Match:     admin.RouteMatch{Method: "POST", Path: "/ingest"},
+		Targets:   []admin.RouteTarget{{Name: "analytics"}},
+		Auth:      "api_key",
+		Tenants:   []string{"acme", "globex"},
+		RateLimit: &admin.RouteRateLimit{RPS: 2.5, Burst: 5},
+		Schema:    "schemas/ingest.json",
+	}, routes[4])
+	res, body := b.do(http.MethodGet, "/v1/routes", testToken, "")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.NotContains(t, string(body), secretConfigured, "no header value or body template is shown")
+	require.Contains(t, string(body), `"body_template":true`)
 
 	// The current config is shown after a reload.
-	cfg := testConfig()
+	cfg = testConfig()
 	cfg.Routes = cfg.Routes[:1]
 	b.cfg.Store(cfg)
 	routes, err = b.client.Routes(t.Context())
 	require.NoError(t, err)
 	require.Len(t, routes, 1)
 
-	res, body := b.do(http.MethodGet, "/v1/routes?x=1", testToken, "")
+	res, body = b.do(http.MethodGet, "/v1/routes?x=1", testToken, "")
 	b.requireError(res, body, http.StatusBadRequest, "invalid_parameter")
 }
 

@@ -42,6 +42,39 @@ type Route struct {
 	HedgeAfter      string   `json:"hedge_after,omitempty"`
 	Durable         *bool    `json:"durable,omitempty"`
 	OnFailure       string   `json:"on_failure,omitempty"`
+	// Steps are the calls of a steps route.
+	Steps []RouteStep `json:"steps,omitempty"`
+	// Respond names the step whose response a steps route returns.
+	Respond string `json:"respond,omitempty"`
+	Async   bool   `json:"async,omitempty"`
+	// Auth is none, api_key or jwt; empty means none.
+	Auth string `json:"auth,omitempty"`
+	// Tenants allowed to call the route; empty means any.
+	Tenants   []string        `json:"tenants,omitempty"`
+	RateLimit *RouteRateLimit `json:"rate_limit,omitempty"`
+	// Schema is the configured path of the route's JSON Schema.
+	Schema string `json:"schema,omitempty"`
+}
+
+// RouteStep is one call of a steps route. Header values and body
+// templates are not shown: only header names, and whether a body
+// template is set.
+type RouteStep struct {
+	Name   string   `json:"name"`
+	Target string   `json:"target"`
+	After  []string `json:"after,omitempty"`
+	Method string   `json:"method,omitempty"`
+	// Path is the URL template appended to the target URL.
+	Path string `json:"path,omitempty"`
+	// Headers are the names of the configured headers, sorted.
+	Headers      []string `json:"headers,omitempty"`
+	BodyTemplate bool     `json:"body_template,omitempty"`
+}
+
+// RouteRateLimit is a route's token bucket.
+type RouteRateLimit struct {
+	RPS   float64 `json:"rps"`
+	Burst int     `json:"burst,omitempty"`
 }
 
 // RouteMatch is what requests a route takes.
@@ -55,6 +88,9 @@ type RouteMatch struct {
 type RouteTarget struct {
 	Name     string `json:"name"`
 	Optional bool   `json:"optional,omitempty"`
+	// BodyTemplate is whether a body template is set (its source is not
+	// shown).
+	BodyTemplate bool `json:"body_template,omitempty"`
 }
 
 // TargetsResponse is the body of GET /v1/targets.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -51,9 +52,34 @@ func routeView(rt *config.Route) Route {
 		HedgeAfter:      durationString(rt.HedgeAfter),
 		Durable:         rt.Durable,
 		OnFailure:       rt.OnFailure,
+		Respond:         rt.Respond,
+		Async:           rt.Async,
+		Auth:            string(rt.Auth),
+		Tenants:         slices.Clone(rt.Tenants),
+		Schema:          rt.Schema,
 	}
 	for _, t := range rt.Targets {
-		v.Targets = append(v.Targets, RouteTarget{Name: t.Name, Optional: t.Optional})
+		v.Targets = append(v.Targets, RouteTarget{Name: t.Name, Optional: t.Optional, BodyTemplate: t.Body != ""})
+	}
+	for _, st := range rt.Steps {
+		if st == nil {
+			continue
+		}
+		sv := RouteStep{
+			Name:         st.Name,
+			Target:       st.Target,
+			After:        slices.Clone(st.After),
+			Method:       st.Method,
+			Path:         st.Path,
+			BodyTemplate: st.Body != "",
+		}
+		if len(st.Headers) > 0 {
+			sv.Headers = slices.Sorted(maps.Keys(st.Headers))
+		}
+		v.Steps = append(v.Steps, sv)
+	}
+	if rl := rt.RateLimit; rl != nil {
+		v.RateLimit = &RouteRateLimit{RPS: rl.RPS, Burst: rl.Burst}
 	}
 	return v
 }
