@@ -9,19 +9,24 @@ import (
 type DeliveryState string
 
 // The states of a delivery: pending → delivering → succeeded, or
-// delivering → retrying → … → dead.
+// delivering → retrying → … → dead. A step of an async steps route that
+// runs after other steps starts blocked, becomes pending once every step
+// it runs after succeeded, and is skipped (for good, until a replay) when
+// one of them is dead or skipped.
 const (
+	StateBlocked    DeliveryState = "blocked"
 	StatePending    DeliveryState = "pending"
 	StateDelivering DeliveryState = "delivering"
 	StateRetrying   DeliveryState = "retrying"
 	StateSucceeded  DeliveryState = "succeeded"
 	StateDead       DeliveryState = "dead"
+	StateSkipped    DeliveryState = "skipped"
 )
 
 // Valid reports whether s is one of the known states.
 func (s DeliveryState) Valid() bool {
 	switch s {
-	case StatePending, StateDelivering, StateRetrying, StateSucceeded, StateDead:
+	case StateBlocked, StatePending, StateDelivering, StateRetrying, StateSucceeded, StateDead, StateSkipped:
 		return true
 	}
 	return false
@@ -66,10 +71,14 @@ type Message struct {
 
 // Delivery is one message to one target.
 type Delivery struct {
-	ID            int64
-	MessageID     string
-	Route         string
-	Target        string
+	ID        int64
+	MessageID string
+	Route     string
+	Target    string
+	// Step is the step's name for a delivery of an async steps route, ""
+	// otherwise; After lists the steps it runs after.
+	Step          string
+	After         []string
 	State         DeliveryState
 	Attempts      int       // attempts made so far
 	NextAttemptAt time.Time // when the delivery is due (pending, retrying)

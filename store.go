@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"crypto/rand"
+	"net/http"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -31,12 +32,17 @@ type Store interface {
 	// or retrying with NextAttemptAt <= Now, or delivering with an expired
 	// lease. Each leased delivery moves to delivering, its Attempts grows by
 	// one, and it is owned by Owner until Now+LeaseFor. Oldest due first.
+	// A step delivery comes with the stored responses of its message's
+	// succeeded steps.
 	Lease(ctx context.Context, params LeaseParams) ([]LeasedDelivery, error)
 
 	// Complete records the attempts and moves the deliveries to their new
 	// state, in one transaction. A delivery no longer leased by Owner (its
 	// lease expired and another worker took it) is left alone and its
-	// attempt is still recorded.
+	// attempt is still recorded. A step that succeeds keeps its
+	// StepResponse; the message's blocked steps whose every earlier step
+	// has now succeeded become pending, and those after a dead step
+	// skipped (see SettleSteps), in the same transaction.
 	Complete(ctx context.Context, params []CompleteParams) error
 
 	// ReleaseLeases gives back deliveries leased by Owner that were not
@@ -58,7 +64,9 @@ type Store interface {
 
 	// Replay makes matching deliveries due again with a fresh attempt budget
 	// and returns how many. With MessageID set it returns ErrNotFound when
-	// the message does not exist.
+	// the message does not exist. Replayed steps are settled again: a step
+	// whose earlier steps have not all succeeded waits blocked, and the
+	// skipped steps after a replayed one wait for it.
 	Replay(ctx context.Context, params ReplayParams) (int, error)
 
 	// Backfill adds a pending delivery to Target for every message of Route
@@ -88,6 +96,11 @@ type AcceptParams struct {
 	Message Message
 	// Targets get one pending delivery each, due at Message.ReceivedAt.
 	Targets []string
+	// Steps, for a message of an async steps route (instead of Targets),
+	// get one delivery each: pending when it runs after no other step,
+	// blocked otherwise. Their names are unique and After names only
+	// steps of the list.
+	Steps []AcceptStep
 	// DedupWindow is how long Message.IdempotencyKey is remembered for the
 	// route. Zero means the key is not checked.
 	DedupWindow time.Duration
@@ -110,10 +123,28 @@ type LeaseParams struct {
 	LeaseFor time.Duration
 }
 
+// AcceptStep is one step of a message of an async steps route.
+type AcceptStep struct {
+	Name   string
+	Target string
+	After  []string
+}
+
 // LeasedDelivery is a delivery claimed by a worker, with its message.
 type LeasedDelivery struct {
 	Delivery Delivery
 	Message  Message
+	// Steps holds, for a step delivery, the responses of the message's
+	// steps that succeeded, by step name; nil otherwise.
+	Steps map[string]StepResponse
+}
+
+// StepResponse is what a step's target answered when it succeeded: the
+// input of the steps after it.
+type StepResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
 }
 
 // CompleteParams records one attempt and the delivery's new state.
@@ -126,6 +157,15 @@ type CompleteParams struct {
 	// NextAttemptAt is when a retrying delivery is due again.
 	NextAttemptAt time.Time
 	Now           time.Time
+	// Step is set for a step delivery: its message, and the response kept
+	// for the steps after it when State is StateSucceeded.
+	Step *StepCompletion
+}
+
+// StepCompletion is the step part of a CompleteParams.
+type StepCompletion struct {
+	MessageID string
+	Response  StepResponse
 }
 
 // ReleaseParams gives leases back.

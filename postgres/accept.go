@@ -26,6 +26,7 @@ type keyUse struct {
 type newMessage struct {
 	msg        fanout.Message
 	targets    []string
+	steps      []fanout.AcceptStep
 	receivedAt time.Time // stored form
 	headers    []byte
 	keyed      bool // its key is checked and remembered in idempotency_keys
@@ -57,7 +58,15 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 	for i := range params {
 		p := &params[i]
 		n := &fresh[i]
-		n.msg, n.targets = p.Message, uniqueTargets(p.Targets)
+		n.msg, n.targets, n.steps = p.Message, uniqueTargets(p.Targets), p.Steps
+		if len(n.steps) > 0 {
+			if len(n.targets) > 0 {
+				return nil, fmt.Errorf("accept: message %s: targets and steps are exclusive", n.msg.ID)
+			}
+			if err := checkSteps(n.steps); err != nil {
+				return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
+			}
+		}
 		if n.msg.ID == "" {
 			n.msg.ID = fanout.NewMessageID()
 		}
@@ -267,6 +276,7 @@ func (s *Store) queueInserts(b *opBatch, msgs []newMessage) {
 	if len(dIDs) > 0 {
 		b.queue("accept: insert deliveries", qInsertDeliveries, dIDs, dRoutes, dTargets, dAts)
 	}
+	queueSteps(b, msgs)
 }
 
 // targetsOf returns the distinct targets of msgs.
@@ -276,6 +286,11 @@ func targetsOf(msgs []newMessage) []string {
 		for _, t := range msgs[i].targets {
 			if !slices.Contains(targets, t) {
 				targets = append(targets, t)
+			}
+		}
+		for _, st := range msgs[i].steps {
+			if len(st.After) == 0 && !slices.Contains(targets, st.Target) {
+				targets = append(targets, st.Target)
 			}
 		}
 	}

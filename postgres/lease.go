@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,6 +47,9 @@ func (s *Store) Lease(ctx context.Context, p fanout.LeaseParams) ([]fanout.Lease
 	}
 	if err != nil {
 		return nil, s.dbErr("lease", err)
+	}
+	if err := s.attachStepResponses(ctx, leased); err != nil {
+		return nil, s.dbErr("lease: step responses", err)
 	}
 	return leased, nil
 }
@@ -106,6 +110,19 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 		}
 		dID[i], dOwner[i], dState[i] = p.DeliveryID, p.Owner, string(p.State)
 		dStatus[i], dError[i], dClass[i], dNow[i] = int32(a.Status), a.Error, string(a.Class), stored(at) //nolint:gosec // HTTP statuses are small
+	}
+	if slices.ContainsFunc(params, func(p fanout.CompleteParams) bool { return p.Step != nil }) {
+		// Steps settle in the same transaction as their completion.
+		return s.inTx(ctx, "complete", func(tx pgx.Tx) ([]string, error) {
+			if _, err := tx.Exec(ctx, qInsertAttempts, aDelivery, aNumber, aStarted, aDuration,
+				aMethod, aURL, aReqHeaders, aStatus, aRespHeaders, aBody, aClass, aError); err != nil {
+				return nil, err
+			}
+			if _, err := tx.Exec(ctx, qComplete, dID, dOwner, dState, dNext, dStatus, dError, dClass, dNow); err != nil {
+				return nil, err
+			}
+			return s.completeSteps(ctx, tx, params, now)
+		})
 	}
 	return retry(ctx, func() error {
 		var b opBatch // a batch is sent once

@@ -185,12 +185,19 @@ type replayFilter struct {
 func (s *Store) Replay(ctx context.Context, p fanout.ReplayParams) (int, error) {
 	now := stored(orNow(p.Now))
 	var n, notified int64
+	var stepped []string // messages of replayed steps, settled in the same transaction
 	if p.MessageID != "" {
 		var found int64
-		err := s.pool.QueryRow(ctx, qReplayMessage, s.channel, now, p.MessageID, p.Tenant, p.Target).
-			Scan(&found, &n, &notified)
+		err := s.inTx(ctx, "replay message "+p.MessageID, func(tx pgx.Tx) ([]string, error) {
+			err := tx.QueryRow(ctx, qReplayMessage, s.channel, now, p.MessageID, p.Tenant, p.Target).
+				Scan(&found, &n, &notified, &stepped)
+			if err != nil || found == 0 {
+				return nil, err
+			}
+			return settleSteps(ctx, tx, stepped, now)
+		})
 		if err != nil {
-			return 0, s.dbErr("replay message "+p.MessageID, err)
+			return 0, err
 		}
 		if found == 0 {
 			return 0, s.dbErr("replay message "+p.MessageID, pgx.ErrNoRows)
@@ -205,8 +212,14 @@ func (s *Store) Replay(ctx context.Context, p fanout.ReplayParams) (int, error) 
 		route: p.Route, target: p.Target, tenant: p.Tenant,
 		since: optTime(p.Since), until: optTime(p.Until),
 	})
-	if err := s.pool.QueryRow(ctx, query, args...).Scan(&n, &notified); err != nil {
-		return 0, s.dbErr("replay", err)
+	err := s.inTx(ctx, "replay", func(tx pgx.Tx) ([]string, error) {
+		if err := tx.QueryRow(ctx, query, args...).Scan(&n, &notified, &stepped); err != nil {
+			return nil, err
+		}
+		return settleSteps(ctx, tx, stepped, now)
+	})
+	if err != nil {
+		return 0, err
 	}
 	return int(n), nil
 }

@@ -34,7 +34,7 @@ const (
 	messageColumns = `m.id, m.route, m.tenant, m.method, m.path, m.headers, m.body, m.idempotency_key, m.received_at`
 	// messageSummaryColumns leaves the body out (NULL scans as nil).
 	messageSummaryColumns = `m.id, m.route, m.tenant, m.method, m.path, m.headers, NULL::bytea, m.idempotency_key, m.received_at`
-	deliveryColumns       = `d.id, d.message_id, d.route, d.target, d.state, d.attempts, d.next_attempt_at, ` +
+	deliveryColumns       = `d.id, d.message_id, d.route, d.target, d.step, d.after_steps, d.state, d.attempts, d.next_attempt_at, ` +
 		`d.last_status, d.last_error, d.last_class, d.created_at, d.updated_at`
 	attemptColumns = `a.id, a.delivery_id, a.message_id, a.target, a.number, a.started_at, a.duration_us, ` +
 		`a.request_method, a.request_url, a.request_headers, a.status, a.response_headers, a.response_body, a.class, a.error`
@@ -92,6 +92,13 @@ ORDER BY v.ord`
 const qCountAndNotify = `,
 due AS (SELECT target, count(*) AS n FROM changed GROUP BY target)
 SELECT COALESCE(sum(n), 0)::bigint, count(pg_notify($1, target)) FROM due`
+
+// qReplayCountAndNotify is qCountAndNotify for a replay, which also
+// returns the messages of the steps it replayed, to settle them.
+const qReplayCountAndNotify = `,
+due AS (SELECT target, count(*) AS n FROM changed GROUP BY target)
+SELECT COALESCE(sum(n), 0)::bigint, count(pg_notify($1, target)),
+    (SELECT array_agg(DISTINCT message_id) FROM changed WHERE step <> '') FROM due`
 
 // Lease, Complete, ReleaseLeases, NextDue.
 const (
@@ -271,9 +278,10 @@ const (
     UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $2, due_at = $2,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
     WHERE message_id IN (SELECT id FROM msg) AND state <> 'delivering' AND ($5 = '' OR target = $5)
-    RETURNING target
+    RETURNING target, message_id, step
 ), due AS (SELECT target, count(*) AS n FROM changed GROUP BY target)
-SELECT (SELECT count(*) FROM msg), COALESCE(sum(n), 0)::bigint, count(pg_notify($1, target)) FROM due`
+SELECT (SELECT count(*) FROM msg), COALESCE(sum(n), 0)::bigint, count(pg_notify($1, target)),
+    (SELECT array_agg(DISTINCT message_id) FROM changed WHERE step <> '') FROM due`
 
 	// qBackfill adds a pending delivery to $2, due at $3, for each message
 	// of route $4 received in [$5, $6) that has none.
@@ -282,7 +290,7 @@ SELECT (SELECT count(*) FROM msg), COALESCE(sum(n), 0)::bigint, count(pg_notify(
     SELECT m.id, m.route, $2, 'pending', 0, $3, $3, m.received_at, $3, $3
     FROM messages AS m
     WHERE m.route = $4 AND m.received_at >= $5 AND m.received_at < $6
-    ON CONFLICT (message_id, target) DO NOTHING
+    ON CONFLICT (message_id, target, step) DO NOTHING
     RETURNING target
 )` + qCountAndNotify
 )
@@ -316,7 +324,7 @@ func replaySQL(channel string, now any, state string, f replayFilter) (string, [
 	if f.tenant != "" {
 		q.WriteString(" AND EXISTS (SELECT 1 FROM messages AS m WHERE m.id = deliveries.message_id AND m.tenant = " + a.add(f.tenant) + ")")
 	}
-	q.WriteString("\n    RETURNING target\n)" + qCountAndNotify)
+	q.WriteString("\n    RETURNING target, message_id, step\n)" + qReplayCountAndNotify)
 	return q.String(), a
 }
 

@@ -28,6 +28,7 @@ type keyUse struct {
 type newMessage struct {
 	msg        fanout.Message
 	targets    []string
+	steps      []fanout.AcceptStep
 	receivedAt int64
 	headers    []byte
 	keyed      bool // remember its key in idempotency_keys
@@ -45,7 +46,15 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 	fresh := make([]newMessage, 0, len(params))
 	for i := range params {
 		p := &params[i]
-		n := newMessage{msg: p.Message, targets: uniqueTargets(p.Targets)}
+		n := newMessage{msg: p.Message, targets: uniqueTargets(p.Targets), steps: p.Steps}
+		if len(n.steps) > 0 {
+			if len(n.targets) > 0 {
+				return nil, fmt.Errorf("accept: message %s: targets and steps are exclusive", n.msg.ID)
+			}
+			if err := checkSteps(n.steps); err != nil {
+				return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
+			}
+		}
 		if n.msg.ID == "" {
 			n.msg.ID = fanout.NewMessageID()
 		}
@@ -72,6 +81,9 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 		}
 		if err := s.insertDeliveries(ctx, tx, keep); err != nil {
 			return s.dbErr("accept: insert deliveries", err)
+		}
+		if err := s.insertSteps(ctx, tx, keep); err != nil {
+			return s.dbErr("accept: insert steps", err)
 		}
 		if err := s.upsertKeys(ctx, tx, keep); err != nil {
 			return s.dbErr("accept: remember idempotency keys", err)

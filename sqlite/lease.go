@@ -51,6 +51,9 @@ func (s *Store) Lease(ctx context.Context, p fanout.LeaseParams) ([]fanout.Lease
 		if _, err := s.execTx(ctx, tx, qLeaseMark, p.Owner, until, nowMS, string(idsJSON)); err != nil {
 			return s.dbErr("lease: mark", err)
 		}
+		if err := s.attachStepResponses(ctx, tx, leased); err != nil {
+			return s.dbErr("lease: step responses", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -142,7 +145,7 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 		if err != nil {
 			return s.dbErr("complete: update deliveries", err)
 		}
-		return nil
+		return s.completeSteps(ctx, tx, params, now)
 	})
 }
 

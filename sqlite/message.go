@@ -219,32 +219,51 @@ func (s *Store) Replay(ctx context.Context, p fanout.ReplayParams) (int, error) 
 	now := millis(orNow(p.Now))
 	var n int64
 	err := s.withTx(ctx, "replay", func(tx *sql.Tx) error {
-		var res sql.Result
-		var err error
+		var query string
+		var args []any
 		if p.MessageID != "" {
 			var one int
 			if err := tx.QueryRowContext(ctx, qMessageExists, p.MessageID, p.Tenant).Scan(&one); err != nil {
 				return s.dbErr("replay message "+p.MessageID, err)
 			}
-			res, err = tx.ExecContext(ctx, qReplayMessage, now, p.MessageID, p.Target)
+			query, args = qReplayMessage, []any{now, p.MessageID, p.Target}
 		} else {
 			state := p.State
 			if state == "" {
 				state = fanout.StateDead
 			}
-			query, args := replaySQL(replayFilter{
+			var filters []any
+			query, filters = replaySQL(replayFilter{
 				route: p.Route, target: p.Target, tenant: p.Tenant,
 				since: optMillis(p.Since), until: optMillis(p.Until),
 			})
-			res, err = tx.ExecContext(ctx, query, append([]any{now, string(state)}, args...)...)
+			args = append([]any{now, string(state)}, filters...)
 		}
+		// Every replayed row is counted; the messages of replayed steps
+		// are settled again.
+		var stepped []string
+		rows, err := tx.QueryContext(ctx, query+qReplayReturning, args...)
 		if err != nil {
 			return s.dbErr("replay", err)
 		}
-		if n, err = res.RowsAffected(); err != nil {
+		for rows.Next() {
+			var id string
+			var step bool
+			if err := rows.Scan(&id, &step); err != nil {
+				_ = rows.Close()
+				return s.dbErr("replay", err)
+			}
+			n++
+			if step {
+				stepped = append(stepped, id)
+			}
+		}
+		err = rows.Err()
+		_ = rows.Close()
+		if err != nil {
 			return s.dbErr("replay", err)
 		}
-		return nil
+		return s.settleSteps(ctx, tx, stepped, now)
 	})
 	return int(n), err
 }

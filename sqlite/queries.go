@@ -28,7 +28,7 @@ const (
 	messageColumns = `m.id, m.route, m.tenant, m.method, m.path, m.headers, m.body, m.idempotency_key, m.received_at`
 	// messageSummaryColumns leaves the body out (NULL scans as nil).
 	messageSummaryColumns = `m.id, m.route, m.tenant, m.method, m.path, m.headers, NULL, m.idempotency_key, m.received_at`
-	deliveryColumns       = `d.id, d.message_id, d.route, d.target, d.state, d.attempts, d.next_attempt_at, ` +
+	deliveryColumns       = `d.id, d.message_id, d.route, d.target, d.step, d.after_steps, d.state, d.attempts, d.next_attempt_at, ` +
 		`d.last_status, d.last_error, d.last_class, d.created_at, d.updated_at`
 	attemptColumns = `a.id, a.delivery_id, a.message_id, a.target, a.number, a.started_at, a.duration_us, ` +
 		`a.request_method, a.request_url, a.request_headers, a.status, a.response_headers, a.response_body, a.class, a.error`
@@ -197,11 +197,14 @@ WHERE message_id = ?2 AND state <> 'delivering' AND (?3 = '' OR target = ?3)`
 	qReplayHead = `UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?1, due_at = ?1,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
 WHERE state = ?2 AND state <> 'delivering'`
-	qReplayTarget = ` AND target = ?`
-	qReplayRoute  = ` AND route = ?`
-	qReplaySince  = ` AND received_at >= ?`
-	qReplayUntil  = ` AND received_at < ?`
-	qReplayTenant = ` AND EXISTS (SELECT 1 FROM messages AS m WHERE m.id = deliveries.message_id AND m.tenant = ?)`
+	// qReplayReturning ends either replay: the message of each replayed
+	// delivery, and whether it is a step.
+	qReplayReturning = ` RETURNING message_id, step <> ''`
+	qReplayTarget    = ` AND target = ?`
+	qReplayRoute     = ` AND route = ?`
+	qReplaySince     = ` AND received_at >= ?`
+	qReplayUntil     = ` AND received_at < ?`
+	qReplayTenant    = ` AND EXISTS (SELECT 1 FROM messages AS m WHERE m.id = deliveries.message_id AND m.tenant = ?)`
 
 	// qBackfill adds a pending delivery to ?1, due at ?2, for each message
 	// of route ?3 received in [?4, ?5) that has none.
@@ -209,7 +212,7 @@ WHERE state = ?2 AND state <> 'delivering'`
 SELECT m.id, m.route, ?1, 'pending', 0, ?2, ?2, m.received_at, ?2, ?2
 FROM messages AS m
 WHERE m.route = ?3 AND m.received_at >= ?4 AND m.received_at < ?5
-ON CONFLICT (message_id, target) DO NOTHING`
+ON CONFLICT (message_id, target, step) DO NOTHING`
 )
 
 // replaySQL assembles the bulk Replay statement. Its first two arguments

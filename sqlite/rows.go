@@ -99,17 +99,18 @@ func (r *messageRow) finish() error {
 // deliveryRow receives deliveryColumns.
 type deliveryRow struct {
 	d                      *fanout.Delivery
-	state, class           string
+	after, state, class    string
 	next, created, updated int64
 }
 
 func (r *deliveryRow) dest() []any {
 	d := r.d
-	return []any{&d.ID, &d.MessageID, &d.Route, &d.Target, &r.state, &d.Attempts, &r.next,
+	return []any{&d.ID, &d.MessageID, &d.Route, &d.Target, &d.Step, &r.after, &r.state, &d.Attempts, &r.next,
 		&d.LastStatus, &d.LastError, &r.class, &r.created, &r.updated}
 }
 
 func (r *deliveryRow) finish() {
+	r.d.After = splitAfter(r.after)
 	r.d.State = fanout.DeliveryState(r.state)
 	r.d.LastClass = fanout.ErrorClass(r.class)
 	r.d.NextAttemptAt = fromMillis(r.next)

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) fanout.Store) {
 		{"DeleteMessage", deleteMessageTests()},
 		{"Purge", purgeTests()},
 		{"Backlog", backlogTests()},
+		{"Steps", stepsTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
