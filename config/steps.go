@@ -119,8 +119,8 @@ func (v *validator) routeSteps(p fieldPath, r *Route, known bool) {
 	if len(r.Targets) > 0 {
 		v.add(p.key("targets"), "is not used with mode steps: each step names its target")
 	}
-	if r.Async {
-		v.add(p.key("async"), "async steps routes are not supported by this version; leave async out to run the steps while the caller waits")
+	if r.Async && r.Respond != "" {
+		v.add(p.key("respond"), "is not used with async: the caller gets 202 with the message id, and each step's result is in GET /v1/messages/{id}")
 	}
 	sp := p.key("steps")
 	if len(r.Steps) == 0 {

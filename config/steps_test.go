@@ -71,7 +71,7 @@ func TestParseStepsErrors(t *testing.T) {
 		{"respond unknown", stepsRoute(ab, "respond: c"), "10:14: routes[0].respond", `unknown step "c"`},
 		{"respond on all", route("all", "[crm]", "respond: crm"), "10:14: routes[0].respond", "is only allowed with mode steps, not all"},
 		{"targets on steps", stepsRoute(ab, "targets: [crm]"), "10:5: routes[0].targets", "is not used with mode steps"},
-		{"async steps", stepsRoute(ab, "async: true"), "10:12: routes[0].async", "async steps routes are not supported by this version"},
+		{"respond on async steps", stepsRoute(ab, "async: true", "respond: b"), "11:14: routes[0].respond", "is not used with async: the caller gets 202"},
 		{"bad method", stepsRoute("steps: [{name: a, target: crm, method: 'GE T'}]"), "9:44: routes[0].steps[0].method", `"GE T" is not a valid HTTP method`},
 		{"template does not parse", stepsRoute("steps: [{name: a, target: crm, body: '{{ .request.body '}]"), "9:42: routes[0].steps[0].body", "the template does not parse: line 1: unclosed action"},
 		{"unknown function", stepsRoute("steps: [{name: a, target: crm, body: '{{ toJSON .request.body }}'}]"), "9:42: routes[0].steps[0].body", `the template does not parse: line 1: function "toJSON" not defined`},

@@ -29,7 +29,8 @@ func (a *accepted) appendJSON(b []byte) []byte {
 	return append(b, "}\n"...)
 }
 
-// serveAsync stores the message with one delivery per target and answers
+// serveAsync stores the message with one delivery per target (per step
+// on an async steps route) and answers
 // 202 once it is durable; a known Idempotency-Key answers 200 with the
 // earlier message's id and Idempotent-Replayed: true. Any failure to store
 // is a 503: nothing was stored.
@@ -40,11 +41,15 @@ func (c *call) serveAsync() {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.rt.deadline)
 	defer cancel()
-	res, err := c.g.enq.Accept(ctx, fanout.AcceptParams{
+	p := fanout.AcceptParams{
 		Message:     c.message(),
 		Targets:     c.rt.names,
 		DedupWindow: c.table.dedup,
-	})
+	}
+	if c.rt.acceptSteps != nil {
+		p.Targets, p.Steps = nil, c.rt.acceptSteps
+	}
+	res, err := c.g.enq.Accept(ctx, p)
 	if err != nil {
 		c.notStored(err)
 		return

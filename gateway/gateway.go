@@ -262,6 +262,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case config.ModeAsync:
 		c.serveAsync()
 	case config.ModeSteps:
+		if rt.acceptSteps != nil {
+			c.serveAsync() // async: true, the queue runs the steps
+			return
+		}
 		c.serveSteps()
 	}
 }

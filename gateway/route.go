@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/config"
+	"github.com/fanouthq/fanout/steps"
 	"github.com/fanouthq/fanout/template"
 )
 
@@ -58,7 +60,9 @@ type route struct {
 	// body), nil when no target has one (bodymap.go).
 	bodies []*template.Template
 	match  config.Match // for templates: .request.path_params
-	steps  *stepsRoute  // mode steps (steps.go)
+	steps  *steps.Route // mode steps (steps.go)
+	// acceptSteps is what each message of an async steps route stores.
+	acceptSteps []fanout.AcceptStep
 }
 
 // compile builds the routing table of cfg; log receives the warnings of

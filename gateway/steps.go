@@ -1,185 +1,42 @@
 package gateway
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
-	"net/textproto"
-	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/config"
+	"github.com/fanouthq/fanout/steps"
 	"github.com/fanouthq/fanout/template"
 	"github.com/fanouthq/fanout/upstream"
 )
 
 // HeaderStep names the step of a steps route on each of its calls.
-const HeaderStep = "Fanout-Step"
-
-// stepsRoute is the compiled DAG of a steps route.
-type stepsRoute struct {
-	steps []*step // in config order
-	// respond is the index of the step whose response is proxied when
-	// every step succeeded; -1: the envelope.
-	respond int
-}
-
-// step is one compiled step.
-type step struct {
-	name   string
-	target *config.Target
-	after  []int // the steps it runs after
-	next   []int // the steps that run after it
-	// before holds every step it runs after, directly or not: the steps
-	// its templates see.
-	before []int
-	method string
-	path   *template.Template // nil: the target URL
-	header []stepHeader
-	body   *template.Template // nil: the inbound body (none for GET, HEAD)
-	// stream is set on the respond step when no step runs after it: its
-	// response is streamed back as is, never buffered.
-	stream bool
-}
-
-// stepHeader is one header template of a step.
-type stepHeader struct {
-	name string // canonical
-	t    *template.Template
-}
+const HeaderStep = steps.HeaderStep
 
 // compileSteps compiles the steps of a steps route into rt: its steps,
-// its names (the step names, for the envelope) and its path parameters.
+// its names (the step names, for the envelope), its path parameters and,
+// for an async route, what each message stores.
 func (rt *route) compileSteps(cfg *config.Config, rc *config.Route) error {
-	sr, names, err := compileSteps(cfg, rc)
+	sr, err := steps.Compile(cfg, rc)
 	if err != nil {
 		return err
 	}
-	rt.steps, rt.names, rt.match = sr, names, rc.Match
-	return nil
-}
-
-func compileSteps(cfg *config.Config, rc *config.Route) (*stepsRoute, []string, error) {
+	rt.steps, rt.names, rt.match = sr, sr.Names, rc.Match
 	if rc.Async {
-		return nil, nil, errors.New("async steps routes are not supported by this version")
-	}
-	if len(rc.Targets) > 0 {
-		return nil, nil, errors.New("targets are not used with mode steps: each step names its target")
-	}
-	if len(rc.Steps) == 0 {
-		return nil, nil, errors.New("no steps")
-	}
-	sr := &stepsRoute{respond: -1}
-	names := make([]string, len(rc.Steps))
-	index := make(map[string]int, len(rc.Steps))
-	for i, sc := range rc.Steps {
-		if sc == nil {
-			return nil, nil, fmt.Errorf("steps[%d]: empty", i)
+		if rc.Respond != "" {
+			return errors.New("respond is not used with async: the caller gets 202 with the message id")
 		}
-		if _, dup := index[sc.Name]; dup || sc.Name == "" {
-			return nil, nil, fmt.Errorf("steps[%d]: name %q is empty or used twice", i, sc.Name)
+		rt.acceptSteps = make([]fanout.AcceptStep, len(sr.Steps))
+		for i, s := range sr.Steps {
+			rt.acceptSteps[i] = fanout.AcceptStep{Name: s.Name, Target: s.Target.Name, After: sr.AfterNames(s)}
 		}
-		index[sc.Name] = i
-		names[i] = sc.Name
-	}
-	for i, sc := range rc.Steps {
-		s := &step{name: sc.Name, method: strings.ToUpper(sc.Method)}
-		tc := cfg.Targets[sc.Target]
-		if tc == nil || tc.ParsedURL == nil {
-			return nil, nil, fmt.Errorf("step %q: unknown target %q", sc.Name, sc.Target)
-		}
-		if tc.Name == "" {
-			c := *tc
-			c.Name = sc.Target
-			tc = &c
-		}
-		s.target = tc
-		for _, a := range sc.After {
-			j, ok := index[a]
-			if !ok || j == i || slices.Contains(s.after, j) {
-				return nil, nil, fmt.Errorf("step %q: after %q: unknown, itself or listed twice", sc.Name, a)
-			}
-			s.after = append(s.after, j)
-		}
-		var err error
-		if sc.Path != "" {
-			if s.path, err = template.Parse("path", sc.Path, template.Options{Kind: template.URL}); err != nil {
-				return nil, nil, fmt.Errorf("step %q: %w", sc.Name, err)
-			}
-		}
-		for _, h := range slices.Sorted(maps.Keys(sc.Headers)) {
-			t, err := template.Parse("headers."+h, sc.Headers[h], template.Options{})
-			if err != nil {
-				return nil, nil, fmt.Errorf("step %q: %w", sc.Name, err)
-			}
-			s.header = append(s.header, stepHeader{name: textproto.CanonicalMIMEHeaderKey(h), t: t})
-		}
-		if sc.Body != "" {
-			if s.body, err = template.Parse("body", sc.Body, config.BodyTemplateOptions(rc.MaxBody)); err != nil {
-				return nil, nil, fmt.Errorf("step %q: %w", sc.Name, err)
-			}
-		}
-		sr.steps = append(sr.steps, s)
-	}
-	for i, s := range sr.steps {
-		for _, j := range s.after {
-			sr.steps[j].next = append(sr.steps[j].next, i)
-		}
-	}
-	if err := sr.order(); err != nil {
-		return nil, nil, err
-	}
-	if rc.Respond != "" {
-		j, ok := index[rc.Respond]
-		if !ok {
-			return nil, nil, fmt.Errorf("respond: unknown step %q", rc.Respond)
-		}
-		sr.respond = j
-		sr.steps[j].stream = len(sr.steps[j].next) == 0
-	}
-	return sr, names, nil
-}
-
-// order checks that the steps form no cycle and sets each step's before.
-func (sr *stepsRoute) order() error {
-	n := len(sr.steps)
-	pending := make([]int, n)
-	var ready []int
-	for i, s := range sr.steps {
-		pending[i] = len(s.after)
-		if pending[i] == 0 {
-			ready = append(ready, i)
-		}
-	}
-	done := 0
-	for len(ready) > 0 {
-		i := ready[0]
-		ready = ready[1:]
-		done++
-		s := sr.steps[i]
-		for _, j := range s.after {
-			s.before = append(s.before, j)
-			s.before = append(s.before, sr.steps[j].before...)
-		}
-		slices.Sort(s.before)
-		s.before = slices.Compact(s.before)
-		for _, k := range s.next {
-			if pending[k]--; pending[k] == 0 {
-				ready = append(ready, k)
-			}
-		}
-	}
-	if done < n {
-		return errors.New("the steps form a cycle")
 	}
 	return nil
 }
@@ -225,7 +82,7 @@ func (c *call) serveSteps() {
 	ctx, cancel := context.WithTimeout(c.ctx, c.rt.deadline)
 	defer cancel()
 
-	n := len(sr.steps)
+	n := len(sr.Steps)
 	c.names = c.rt.names
 	c.outcomes = make([]outcome, n)
 	runs := make([]stepRun, n)
@@ -234,22 +91,22 @@ func (c *call) serveSteps() {
 	finished := make(chan int, n)
 	var request map[string]any // .request, built when a template needs it
 	start := func(i int) {
-		s := sr.steps[i]
+		s := sr.Steps[i]
 		state[i] = stepRunning
 		var data map[string]any
-		if s.path != nil || s.body != nil || len(s.header) > 0 {
+		if s.Templated() {
 			if request == nil {
 				request = c.requestValue()
 			}
-			steps := make(map[string]any, len(s.before))
-			for _, j := range s.before {
+			before := make(map[string]any, len(s.Before))
+			for _, j := range s.Before {
 				r := &runs[j]
 				if r.value == nil {
 					r.value = template.ResponseValue(r.status, r.header, r.body)
 				}
-				steps[sr.steps[j].name] = r.value
+				before[sr.Steps[j].Name] = r.value
 			}
-			data = template.Data(request, steps)
+			data = template.Data(request, before)
 		}
 		go func() {
 			c.runStep(ctx, i, data, &runs[i])
@@ -266,7 +123,7 @@ func (c *call) serveSteps() {
 		o.class = fanout.ClassSkipped
 		o.message = "depends on failed step " + cause
 		count := 1
-		for _, k := range sr.steps[i].next {
+		for _, k := range sr.Steps[i].Next {
 			if state[k] == stepWaiting {
 				count += skip(k, cause)
 			}
@@ -274,10 +131,10 @@ func (c *call) serveSteps() {
 		return count
 	}
 
-	for i, s := range sr.steps {
-		pending[i] = len(s.after)
+	for i, s := range sr.Steps {
+		pending[i] = len(s.After)
 	}
-	for i := range sr.steps {
+	for i := range sr.Steps {
 		if pending[i] == 0 {
 			start(i)
 		}
@@ -287,11 +144,11 @@ func (c *call) serveSteps() {
 		state[i] = stepFinished
 		done++
 		ok := c.outcomes[i].ok
-		for _, k := range sr.steps[i].next {
+		for _, k := range sr.Steps[i].Next {
 			switch {
 			case state[k] != stepWaiting:
 			case !ok:
-				done += skip(k, sr.steps[i].name)
+				done += skip(k, sr.Steps[i].Name)
 			default:
 				if pending[k]--; pending[k] == 0 {
 					start(k)
@@ -301,13 +158,13 @@ func (c *call) serveSteps() {
 	}
 
 	allOK := !slices.ContainsFunc(c.outcomes, func(o outcome) bool { return !o.ok })
-	if sr.respond >= 0 && allOK {
-		s, r := sr.steps[sr.respond], &runs[sr.respond]
+	if sr.Respond >= 0 && allOK {
+		s, r := sr.Steps[sr.Respond], &runs[sr.Respond]
 		if r.resp != nil {
-			c.proxy(r.resp, s.target.Name)
+			c.proxy(r.resp, s.Target.Name)
 			return
 		}
-		c.proxyBuffered(r, s.target.Name)
+		c.proxyBuffered(r, s.Target.Name)
 		return
 	}
 	for i := range runs {
@@ -331,44 +188,44 @@ func (c *call) serveSteps() {
 // runStep renders step i with data, then calls its target, retrying
 // within ctx, and records the outcome in c.outcomes[i] and r.
 func (c *call) runStep(ctx context.Context, i int, data map[string]any, r *stepRun) {
-	s := c.rt.steps.steps[i]
+	s := c.rt.steps.Steps[i]
 	o := &c.outcomes[i]
 	o.started = true
 	start := time.Now()
 	defer func() { o.duration = time.Since(start) }()
 
-	sc, err := c.renderStep(s, data)
+	sc, err := s.Render(steps.Inbound{Method: c.r.Method, Header: c.r.Header, Body: c.body}, data)
 	if err != nil {
-		err = fmt.Errorf("step %q: %w", s.name, err)
+		err = fmt.Errorf("step %q: %w", s.Name, err)
 		o.templateFailed(err)
-		c.logTemplate(s.target.Name, err)
+		c.logTemplate(s.Target.Name, err)
 		return
 	}
-	respond := c.rt.steps.respond == i
-	maxAttempts := syncMaxAttempts(s.target)
+	respond := c.rt.steps.Respond == i
+	maxAttempts := syncMaxAttempts(s.Target)
 	var timer *time.Timer
 	for attempt := 1; ; attempt++ {
 		req := upstream.Request{
-			Target:         sc.target,
+			Target:         sc.Target,
 			Method:         c.r.Method,
-			Header:         sc.header,
-			Body:           sc.body,
+			Header:         sc.Header,
+			Body:           sc.Body,
 			MessageID:      c.id,
-			IdempotencyKey: c.id + "." + s.name,
+			IdempotencyKey: c.id + "." + s.Name,
 			Attempt:        attempt,
 			Inbound:        c.inbound,
 		}
-		actx, span := c.startAttempt(ctx, sc.target, attempt, &req)
+		actx, span := c.startAttempt(ctx, sc.Target, attempt, &req)
 		var res upstream.Result
-		if s.stream {
+		if s.Stream {
 			res, r.resp = c.streamAttempt(actx, req)
 		} else {
 			res = c.g.client.Exchange(actx, req, c.rt.maxRespBody)
 		}
 		endSpan(span, res.Status, res.Class)
-		c.g.attempted(c.rt.name, s.target.Name, res.Class, res.Status, res.Duration)
+		c.g.attempted(c.rt.name, s.Target.Name, res.Class, res.Status, res.Duration)
 		o.attempts = attempt
-		o.setResult(ctx, c.rt, sc.target, &res)
+		o.setResult(ctx, c.rt, sc.Target, &res)
 		if res.Err == nil {
 			r.status, r.header, r.body = res.Status, res.Header, res.Body
 			if respond && res.Truncated {
@@ -380,11 +237,11 @@ func (c *call) runStep(ctx context.Context, i int, data map[string]any, r *stepR
 			}
 			break
 		}
-		c.logAttempt(sc.target, attempt, res.Status, res.Class, res.Err)
+		c.logAttempt(sc.Target, attempt, res.Status, res.Class, res.Err)
 		if !res.Retryable || attempt >= maxAttempts {
 			break
 		}
-		wait := upstream.Backoff(s.target.Retry, attempt, nil)
+		wait := upstream.Backoff(s.Target.Retry, attempt, nil)
 		if res.RetryAfter > 0 {
 			wait = res.RetryAfter
 		}
@@ -405,86 +262,6 @@ func (c *call) runStep(ctx context.Context, i int, data map[string]any, r *stepR
 			break // the client left while waiting
 		}
 	}
-}
-
-// renderStep builds the request of step s from its templates and data.
-func (c *call) renderStep(s *step, data map[string]any) (stepCall, error) {
-	t := *s.target // a copy: its URL, method and headers are this call's
-	sc := stepCall{target: &t, header: c.r.Header}
-	if s.method != "" {
-		t.Method = s.method
-	}
-	if s.path != nil {
-		out, err := s.path.Execute(data)
-		if err != nil {
-			return sc, err
-		}
-		u, err := joinURL(s.target.ParsedURL, string(out))
-		if err != nil {
-			return sc, fmt.Errorf("template %s: %w", s.path.Name(), err)
-		}
-		t.ParsedURL, t.URL = u, u.String()
-	}
-	headers := make(map[string]string, len(s.target.Headers)+len(s.header)+2)
-	for k, v := range s.target.Headers {
-		headers[textproto.CanonicalMIMEHeaderKey(k)] = v
-	}
-	for _, h := range s.header {
-		out, err := h.t.Execute(data)
-		if err != nil {
-			return sc, err
-		}
-		if !validHeaderValue(out) {
-			return sc, fmt.Errorf("template %s: the value contains a line break or another control character", h.t.Name())
-		}
-		headers[h.name] = string(out)
-	}
-	headers[HeaderStep] = s.name
-	method := cmp.Or(t.Method, c.r.Method, http.MethodPost)
-	switch {
-	case s.body != nil:
-		out, err := s.body.Execute(data)
-		if err != nil {
-			return sc, err
-		}
-		sc.body = out
-		if _, set := headers["Content-Type"]; !set && json.Valid(out) {
-			headers["Content-Type"] = "application/json"
-		}
-	case method == http.MethodGet || method == http.MethodHead:
-	default:
-		sc.body = c.body
-	}
-	t.Headers = headers
-	return sc, nil
-}
-
-// joinURL appends rendered, a path starting with "/" (or a query starting
-// with "?"), already escaped, to base: its path is added to base's path
-// and its query to base's query.
-func joinURL(base *url.URL, rendered string) (*url.URL, error) {
-	if strings.ContainsFunc(rendered, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '#' }) {
-		return nil, fmt.Errorf("%q: a URL must not contain spaces, control characters or '#'", rendered)
-	}
-	p, q, hasQuery := strings.Cut(rendered, "?")
-	escaped := base.EscapedPath()
-	if p != "" {
-		escaped = strings.TrimSuffix(escaped, "/") + p
-	}
-	ref, err := url.Parse("http://h" + escaped)
-	if err != nil || ref.Host != "h" {
-		return nil, fmt.Errorf("%q does not make a valid URL path", rendered)
-	}
-	u := *base
-	u.Path, u.RawPath = ref.Path, ref.RawPath
-	if hasQuery && q != "" {
-		if u.RawQuery != "" {
-			u.RawQuery += "&" + q
-		} else {
-			u.RawQuery = q
-		}
-	}
-	return &u, nil
 }
 
 // streamAttempt makes one attempt of req and leaves a successful
@@ -540,15 +317,4 @@ func (c *call) proxyBuffered(r *stepRun, target string) {
 	c.w.WriteHeader(r.status)
 	c.status = r.status
 	_, _ = c.w.Write(r.body)
-}
-
-// validHeaderValue reports whether b may be sent as a header value: no
-// control characters but tab.
-func validHeaderValue(b []byte) bool {
-	for _, c := range b {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

@@ -73,19 +73,7 @@ func (m *bodyMap) mapBody(msg *fanout.Message, target *config.Target, req *upstr
 	if rb.err != nil {
 		return fmt.Errorf("target %q: %w", target.Name, rb.err)
 	}
-	u, err := url.ParseRequestURI(msg.Path)
-	if err != nil {
-		u = &url.URL{Path: msg.Path}
-	}
-	out, err := rb.t.Execute(template.Data(template.RequestValue(template.Request{
-		ID:         msg.ID,
-		Method:     msg.Method,
-		Path:       u.Path,
-		Header:     msg.Header,
-		Query:      u.Query(),
-		PathParams: rb.match.PathParams(u.Path),
-		Body:       msg.Body,
-	}), nil))
+	out, err := rb.t.Execute(template.Data(requestValue(msg, rb.match), nil))
 	if err != nil {
 		return fmt.Errorf("target %q: %w", target.Name, err)
 	}
@@ -99,6 +87,24 @@ func (m *bodyMap) mapBody(msg *fanout.Message, target *config.Target, req *upstr
 		req.Header = h
 	}
 	return nil
+}
+
+// requestValue is the .request of templates rendered for a stored
+// message of a route matched by match.
+func requestValue(msg *fanout.Message, match config.Match) map[string]any {
+	u, err := url.ParseRequestURI(msg.Path)
+	if err != nil {
+		u = &url.URL{Path: msg.Path}
+	}
+	return template.RequestValue(template.Request{
+		ID:         msg.ID,
+		Method:     msg.Method,
+		Path:       u.Path,
+		Header:     msg.Header,
+		Query:      u.Query(),
+		PathParams: match.PathParams(u.Path),
+		Body:       msg.Body,
+	})
 }
 
 // templateFailure is the result of a delivery that was not sent because

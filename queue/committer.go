@@ -250,6 +250,11 @@ func (c *Committer) commit(ctx context.Context, batch []*acceptReq) {
 			for _, t := range params[i].Targets {
 				targets[t] = struct{}{}
 			}
+			for _, st := range params[i].Steps {
+				if len(st.After) == 0 {
+					targets[st.Target] = struct{}{}
+				}
+			}
 		}
 		r.done <- acceptResp{res: results[i]}
 	}

@@ -17,6 +17,9 @@ const completeTries = 5
 type completion struct {
 	params fanout.CompleteParams
 	target string
+	// wake lists the targets of the steps that run after a step that
+	// succeeded: their workers are woken once it is recorded.
+	wake []string
 }
 
 // completer records attempt outcomes in batches: one goroutine drains
@@ -48,17 +51,15 @@ func (c *completer) close() { close(c.in) }
 // call has its own deadline so that shutdown still records everything.
 func (c *completer) run(ctx context.Context) {
 	batch := make([]fanout.CompleteParams, 0, completeBatch)
-	retrying := make(map[string]struct{})
+	wake := make(map[string]struct{}) // targets to wake once the batch is recorded
 	for {
 		x, ok := <-c.in
 		if !ok {
 			return
 		}
 		batch = append(batch[:0], x.params)
-		clear(retrying)
-		if x.params.State == fanout.StateRetrying {
-			retrying[x.target] = struct{}{}
-		}
+		clear(wake)
+		x.addWake(wake)
 	drain:
 		for len(batch) < completeBatch {
 			select {
@@ -67,20 +68,29 @@ func (c *completer) run(ctx context.Context) {
 					break drain
 				}
 				batch = append(batch, x.params)
-				if x.params.State == fanout.StateRetrying {
-					retrying[x.target] = struct{}{}
-				}
+				x.addWake(wake)
 			default:
 				break drain
 			}
 		}
 		if c.flush(ctx, batch) {
-			// The worker may have looked at NextDue while these were still
-			// leased; wake it to look again now that they are retrying.
-			for t := range retrying {
+			for t := range wake {
 				c.notify(t)
 			}
 		}
+	}
+}
+
+// addWake adds the targets whose workers must look again once x is
+// recorded: a retrying delivery's (the worker may have looked at NextDue
+// while it was still leased) and those of the steps now due after a step
+// that succeeded.
+func (x *completion) addWake(wake map[string]struct{}) {
+	if x.params.State == fanout.StateRetrying {
+		wake[x.target] = struct{}{}
+	}
+	for _, t := range x.wake {
+		wake[t] = struct{}{}
 	}
 }
 

@@ -115,6 +115,8 @@ type Dispatcher struct {
 	wg      sync.WaitGroup // worker goroutines
 	// bodies are the body templates of cfg's route targets (bodymap.go).
 	bodies atomic.Pointer[bodyMap]
+	// steps are the compiled async steps routes of cfg (steps.go).
+	steps atomic.Pointer[stepRoutes]
 }
 
 type runState int
@@ -177,6 +179,8 @@ func (d *Dispatcher) SetConfig(cfg *config.Config) {
 	d.cfg = cfg
 	bodies := compileBodies(cfg)
 	d.bodies.Store(&bodies)
+	steps := compileSteps(cfg)
+	d.steps.Store(&steps)
 	if d.state == stateRunning {
 		d.applyLocked()
 	}

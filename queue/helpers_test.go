@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -120,6 +121,7 @@ func (tg *target) serve(w http.ResponseWriter, r *http.Request) {
 	tg.perMsg[id]++
 	nth := tg.perMsg[id]
 	tg.mu.Unlock()
+	r.Body = io.NopCloser(bytes.NewReader(body)) // read again by respond
 	if tg.respond == nil {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"ok":true}`)

@@ -285,8 +285,14 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		// (upstream.ForwardedHeader); an empty Inbound forwards them as is.
 	}
 	var res upstream.Result
-	if err := w.d.bodies.Load().mapBody(msg, t, &req); err != nil {
-		res = templateFailure(req, err) // not sent: its body template failed
+	prepare := w.d.bodies.Load().mapBody
+	if del.Step != "" {
+		prepare = func(_ *fanout.Message, _ *config.Target, req *upstream.Request) error {
+			return w.d.steps.Load().render(ld, req)
+		}
+	}
+	if err := prepare(msg, t, &req); err != nil {
+		res = templateFailure(req, err) // not sent: its step or body template failed
 	} else {
 		res = w.d.sender.Exchange(ctx, req, w.d.opts.MaxResponseBody)
 	}
@@ -337,6 +343,14 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		NextAttemptAt: next,
 		Now:           now,
 	}
+	if del.Step != "" {
+		// The steps after this one see its response whole, headers
+		// unredacted: they may carry what they need (a token, say).
+		p.Step = &fanout.StepCompletion{MessageID: msg.ID}
+		if state == fanout.StateSucceeded {
+			p.Step.Response = fanout.StepResponse{Status: res.Status, Header: res.Header, Body: res.Body}
+		}
+	}
 	if p.Attempt.StartedAt.IsZero() {
 		p.Attempt.StartedAt = now
 	}
@@ -361,7 +375,11 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 	w.mu.Lock()
 	delete(w.outstanding, del.ID)
 	w.mu.Unlock()
-	w.d.comp.add(completion{params: p, target: w.name})
+	c := completion{params: p, target: w.name}
+	if del.Step != "" && state == fanout.StateSucceeded {
+		c.wake = w.d.steps.Load().nextTargets(msg.Route, del.Step)
+	}
+	w.d.comp.add(c)
 	w.hook(msg.Route, res, state)
 }
 
