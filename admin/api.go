@@ -130,7 +130,8 @@ type ListParams struct {
 	Target string // messages with a delivery to this target
 	Tenant string
 	// State keeps messages with a delivery in this state (to Target when
-	// Target is set): pending, delivering, retrying, succeeded or dead.
+	// Target is set): blocked, pending, delivering, retrying, succeeded,
+	// dead or skipped.
 	State string
 	// Since and Until bound the receive time: RFC 3339, or a duration
 	// ("90m", "2d") meaning that long before now. Since is inclusive,
@@ -164,10 +165,14 @@ type Message struct {
 
 // Delivery is one message to one target.
 type Delivery struct {
-	ID       int64  `json:"id"`
-	Target   string `json:"target"`
-	State    string `json:"state"` // a fanout.DeliveryState
-	Attempts int    `json:"attempts"`
+	ID     int64  `json:"id"`
+	Target string `json:"target"`
+	// Step and After are set on the deliveries of an async steps route:
+	// the step's name and the steps it runs after.
+	Step     string   `json:"step,omitempty"`
+	After    []string `json:"after,omitempty"`
+	State    string   `json:"state"` // a fanout.DeliveryState
+	Attempts int      `json:"attempts"`
 	// NextAttemptAt is when a pending or retrying delivery is due.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	LastStatus    int        `json:"last_status,omitempty"`

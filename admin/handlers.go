@@ -218,6 +218,8 @@ func deliveryView(d fanout.Delivery) Delivery {
 	v := Delivery{
 		ID:         d.ID,
 		Target:     d.Target,
+		Step:       d.Step,
+		After:      d.After,
 		State:      string(d.State),
 		Attempts:   d.Attempts,
 		LastStatus: d.LastStatus,

@@ -89,7 +89,7 @@ func parseRange(since, until string, now time.Time) (time.Time, time.Time, error
 func parseState(name, v string) (fanout.DeliveryState, error) {
 	st := fanout.DeliveryState(v)
 	if v != "" && !st.Valid() {
-		return st, errParam(name, "unknown state %q (known: pending, delivering, retrying, succeeded, dead)", v)
+		return st, errParam(name, "unknown state %q (known: blocked, pending, delivering, retrying, succeeded, dead, skipped)", v)
 	}
 	return st, nil
 }

@@ -37,7 +37,7 @@ func runMessages(ctx context.Context, args []string, env Env) error {
 	route := fs.String("route", "", "route name")
 	target := fs.String("target", "", "target name")
 	tenant := fs.String("tenant", "", "tenant")
-	state := fs.String("state", "", "delivery state: pending, delivering, retrying, succeeded, dead")
+	state := fs.String("state", "", "delivery state: blocked, pending, delivering, retrying, succeeded, dead, skipped")
 	since := fs.String("since", "", "received at or after: RFC 3339 or a duration before now (1h, 2d)")
 	until := fs.String("until", "", "received before: RFC 3339 or a duration before now")
 	cursor := fs.String("cursor", "", "next_cursor of the previous page")
@@ -156,6 +156,9 @@ func printMessages(w io.Writer, resp admin.ListResponse) {
 		var ds []string
 		for _, d := range m.Deliveries {
 			s := d.Target + ":" + d.State
+			if d.Step != "" {
+				s = d.Step + "→" + s // a step of an async steps route
+			}
 			if d.Attempts > 1 || d.State == "dead" {
 				s += fmt.Sprintf("(%d)", d.Attempts)
 			}
