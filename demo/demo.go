@@ -154,6 +154,13 @@ routes:
       - {name: auth, target: authapi, body: '{"username": {{ json .request.body.user }}}'}
       - {name: data, target: userdata, after: [auth], headers: {Authorization: "Bearer {{ .steps.auth.body.token }}"}}
     respond: data
+  - name: signup-async
+    match: {path: /signup-async}
+    mode: steps
+    async: true
+    steps:
+      - {name: auth, target: authapi, body: '{"username": {{ json .request.body.user }}}'}
+      - {name: data, target: userdata, after: [auth], headers: {Authorization: "Bearer {{ .steps.auth.body.token }}"}}
 `, adminToken, dbPath, t.URLs["a"]+"/a", t.URLs["b"]+"/b", t.URLs["b"]+"/flaky/status/503", t.URLs["a"]+"/auth/token", t.URLs["b"]+"/users")
 	cfg, err := config.Parse("demo.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -174,7 +181,8 @@ func Instructions(dataURL, adminURL, adminToken string) string {
 	line("race: the first success, proxied as is", fmt.Sprintf("curl -s %s %s/race", body, dataURL))
 	line("mirror: a's response; b gets a durable copy", fmt.Sprintf("curl -s %s %s/mirror", body, dataURL))
 	line("steps: get a token from the auth API (a), then send the data to b with it; b's response", fmt.Sprintf("curl -s %s %s/signup", body, dataURL))
+	line("steps, async: 202 once stored; auth, then data with the token, run by the durable queue", fmt.Sprintf("curl -s %s %s/signup-async", body, dataURL))
 	line("async: 202 once stored; delivered to a and b with retries", fmt.Sprintf("curl -s %s -H 'Idempotency-Key: demo-1' %s/async", body, dataURL))
-	line("follow an async message (use the status_url printed above)", fmt.Sprintf("curl -s -H 'Authorization: Bearer %s' %s/v1/messages?route=async", adminToken, adminURL))
+	line("follow the async messages and their steps (or a status_url printed above)", fmt.Sprintf("curl -s -H 'Authorization: Bearer %s' %s/v1/messages", adminToken, adminURL))
 	return b.String()
 }

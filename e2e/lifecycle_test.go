@@ -163,7 +163,7 @@ func TestDemo(t *testing.T) {
 			break
 		}
 	}
-	require.Len(t, lines, 7, "curl lines printed by the demo; logs:\n%s", logs.String())
+	require.Len(t, lines, 8, "curl lines printed by the demo; logs:\n%s", logs.String())
 	go func() { _, _ = bufio.NewReader(stdout).WriteTo(devNull{}) }()
 
 	want := []*regexp.Regexp{
@@ -173,7 +173,8 @@ func TestDemo(t *testing.T) {
 		regexp.MustCompile(`"target":"a"`),
 		regexp.MustCompile(`"authorization":"Bearer t-ada".*"target":"b"`),
 		regexp.MustCompile(`"status_url":"http://`),
-		regexp.MustCompile(`"messages":\[`),
+		regexp.MustCompile(`"status_url":"http://`),
+		regexp.MustCompile(`"messages":\[.*"step":"data","after":\["auth"\]`),
 	}
 	for i, line := range lines {
 		out, err := exec.Command("sh", "-c", line).CombinedOutput()
