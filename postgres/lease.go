@@ -114,6 +114,9 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 	if slices.ContainsFunc(params, func(p fanout.CompleteParams) bool { return p.Step != nil }) {
 		// Steps settle in the same transaction as their completion.
 		return s.inTx(ctx, "complete", func(tx pgx.Tx) ([]string, error) {
+			if err := lockSteps(ctx, tx, params); err != nil {
+				return nil, err
+			}
 			if _, err := tx.Exec(ctx, qInsertAttempts, aDelivery, aNumber, aStarted, aDuration,
 				aMethod, aURL, aReqHeaders, aStatus, aRespHeaders, aBody, aClass, aError); err != nil {
 				return nil, err

@@ -30,6 +30,8 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
     WITH ORDINALITY AS v (message_id, route, target, step, after_steps, state, at, ord)
 ORDER BY v.ord`
 
+	qLockSteps = `SELECT count(*) FROM (SELECT id FROM deliveries
+WHERE message_id = ANY($1::text[]) AND step <> '' ORDER BY id FOR UPDATE) AS locked`
 	qMessageSteps = `SELECT id, step, after_steps, state, target FROM deliveries
 WHERE message_id = $1 AND step <> '' ORDER BY id FOR UPDATE`
 	qStepResponses = `SELECT message_id, step, last_status, response_headers, response_body FROM deliveries
@@ -138,6 +140,22 @@ func (s *Store) attachStepResponses(ctx context.Context, leased []fanout.LeasedD
 		}
 	}
 	return nil
+}
+
+// lockSteps locks the step rows of the messages of the step params, in
+// id order, before Complete changes any of them: two transactions
+// completing two steps of one message then take the rows one after the
+// other instead of each holding one and waiting for the other's
+// (a deadlock PostgreSQL would break only after deadlock_timeout).
+func lockSteps(ctx context.Context, tx pgx.Tx, params []fanout.CompleteParams) error {
+	var ids []string
+	for i := range params {
+		if st := params[i].Step; st != nil && st.MessageID != "" && !slices.Contains(ids, st.MessageID) {
+			ids = append(ids, st.MessageID)
+		}
+	}
+	_, err := tx.Exec(ctx, qLockSteps, ids)
+	return err
 }
 
 // completeSteps keeps, in tx, the responses of the step deliveries among

@@ -212,6 +212,43 @@ func stepsTests() []test {
 			require.Equal(t, 1, n)
 			require.Equal(t, fanout.StateBlocked, b.steps(id)["notify"])
 		}},
+		{"ConcurrentJoin", func(t *testing.T, b *bundle) {
+			// Two workers (two nodes on PostgreSQL) complete the two
+			// steps a join waits for at the same moment: whichever
+			// commits last must see both and unblock the join.
+			const n = 30
+			ids := make([]string, n)
+			for i := range ids {
+				m := b.msg("join", b.t0)
+				b.accept(fanout.AcceptParams{Message: m, Steps: []fanout.AcceptStep{
+					{Name: "left", Target: "l"}, {Name: "right", Target: "r"},
+					{Name: "join", Target: "j", After: []string{"left", "right"}},
+				}})
+				ids[i] = m.ID
+			}
+			now := b.at(time.Second)
+			left, right := b.lease("l", "w1", now, n), b.lease("r", "w2", now, n)
+			require.Len(t, left, n)
+			require.Len(t, right, n)
+			complete := func(owner string, ld fanout.LeasedDelivery) error {
+				return b.store.Complete(b.ctx, []fanout.CompleteParams{{
+					DeliveryID: ld.Delivery.ID, Owner: owner, State: fanout.StateSucceeded, Now: now,
+					Attempt: attempt(ld, now, http.StatusOK, fanout.ClassNone, ""),
+					Step:    &fanout.StepCompletion{MessageID: ld.Delivery.MessageID, Response: fanout.StepResponse{Status: 200}},
+				}})
+			}
+			errs := make(chan error, 2*n)
+			for i := range n {
+				go func() { errs <- complete("w1", left[i]) }()
+				go func() { errs <- complete("w2", right[i]) }()
+			}
+			for range 2 * n {
+				require.NoError(t, <-errs)
+			}
+			for _, id := range ids {
+				require.Equal(t, fanout.StatePending, b.steps(id)["join"], "message %s", id)
+			}
+		}},
 		{"ListByStepState", func(t *testing.T, b *bundle) {
 			id := b.stepsMessage(b.t0)
 			b.send("other", b.t0, "userdata")
