@@ -41,12 +41,18 @@ type Options struct {
 	MaxIdleConnsPerHost int
 	// DialTimeout bounds establishing a TCP connection. Default 5s.
 	DialTimeout time.Duration
+	// NoFastPath sends every request through the http.Transport, also
+	// those the HTTP/1.1 fast path would take (plain http targets without
+	// a proxy, small in-memory bodies; see h1.go). For comparisons and as
+	// a way out.
+	NoFastPath bool
 }
 
 // Client sends attempts to targets over one shared, tuned http.Transport.
 // It is safe for concurrent use; make one per process.
 type Client struct {
 	transport *http.Transport
+	h1        *h1 // nil with Options.NoFastPath
 	log       *slog.Logger
 	tokens    sync.Map // oauthKey → *tokenCache
 	hmacKeys  sync.Map // Standard Webhooks secret → decoded key
@@ -77,7 +83,11 @@ func New(opts Options) *Client {
 		ExpectContinueTimeout: time.Second,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 	}
-	return &Client{transport: t, log: opts.Logger}
+	c := &Client{transport: t, log: opts.Logger}
+	if !opts.NoFastPath {
+		c.h1 = newH1(t)
+	}
+	return c
 }
 
 // Transport returns the client's transport, for tests and for callers that
@@ -86,7 +96,12 @@ func (c *Client) Transport() *http.Transport { return c.transport }
 
 // CloseIdleConnections closes the idle keep-alive connections of every
 // target; connections in use are left alone.
-func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	c.transport.CloseIdleConnections()
+	if c.h1 != nil {
+		c.h1.closeIdle()
+	}
+}
 
 // Request is one outbound call to a target.
 type Request struct {
@@ -209,7 +224,13 @@ func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Res
 
 func (c *Client) roundTrip(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
 	ctx := req.Context()
-	resp, err := c.transport.RoundTrip(req)
+	var resp *http.Response
+	var err error
+	if c.h1 != nil && c.h1.eligible(req) {
+		resp, err = c.h1.roundTrip(req)
+	} else {
+		resp, err = c.transport.RoundTrip(req)
+	}
 	if err != nil {
 		err = withContextErr(ctx, err)
 		cancel()
