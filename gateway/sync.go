@@ -123,6 +123,7 @@ func (c *call) runLeg(ctx context.Context, i int) {
 	var timer *time.Timer
 	for attempt := 1; ; attempt++ {
 		req := c.request(t, attempt)
+		req.DiscardRecord = true // the envelope does not show what was sent
 		if err := c.mapBody(t.Name, &req); err != nil {
 			o.templateFailed(err) // not called: its body template failed
 			break

@@ -128,9 +128,16 @@ type Request struct {
 	// traceparent.
 	Inbound Inbound
 
+	// DiscardRecord says the caller does not use Result.RequestHeader (a
+	// sync route's envelope does not show it): it is left nil, and the
+	// outbound header's memory is reused by later attempts.
+	DiscardRecord bool
+
 	// decodeBody drops the forwarded Accept-Encoding so that the transport
 	// negotiates gzip itself and hands back a decoded body (Exchange).
 	decodeBody bool
+	// hb is the pooled memory of the outbound header (DiscardRecord).
+	hb *headerBuf
 }
 
 // Inbound describes the inbound request a Request derives from. Empty fields
@@ -261,7 +268,9 @@ func (c *Client) Exchange(ctx context.Context, r Request, maxBody int64) (res Re
 	switch {
 	case req != nil:
 		res.RequestMethod, res.RequestURL = req.Method, recordedURL(r.Target, req.URL)
-		res.RequestHeader = redactIfNeeded(req.Header, authRedact(r.Target))
+		if !r.DiscardRecord {
+			res.RequestHeader = redactIfNeeded(req.Header, authRedact(r.Target))
+		}
 	case r.Target != nil:
 		res.RequestMethod, res.RequestURL = r.Method, r.Target.URL
 	}
@@ -269,7 +278,14 @@ func (c *Client) Exchange(ctx context.Context, r Request, maxBody int64) (res Re
 		res.Err = err
 		return res
 	}
-	defer resp.Body.Close()
+	defer func() {
+		_ = resp.Body.Close()
+		if r.hb != nil && isFastBody(resp.Body) {
+			// Written by the fast path, which keeps no reference to it.
+			req.Header = nil
+			headerBufPool.Put(r.hb)
+		}
+	}()
 	res.Status, res.Header = resp.StatusCode, resp.Header
 	if ra := resp.Header.Get("Retry-After"); ra != "" {
 		res.RetryAfter = ParseRetryAfter(ra, time.Now())
@@ -391,16 +407,23 @@ func (c *Client) newRequest(ctx context.Context, r *Request) (*http.Request, con
 		actx, cancel = context.WithTimeout(ctx, timeout)
 	}
 	// The URL is the target's, shared: nothing on the way (transport,
-	// proxy selection) writes to a request's URL.
-	req := (&http.Request{
+	// proxy selection) writes to a request's URL. base stays on the stack:
+	// WithContext makes the one heap copy.
+	base := http.Request{
 		Method:     method,
 		URL:        u,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
 		Host:       u.Host,
-	}).WithContext(actx)
-	req.Header = outboundHeader(r)
+	}
+	req := base.WithContext(actx)
+	if r.DiscardRecord && t.Auth == nil && u.User == nil {
+		r.hb = headerBufPool.Get().(*headerBuf)
+		req.Header = pooledOutboundHeader(r.hb, r)
+	} else {
+		req.Header = outboundHeader(r)
+	}
 	if u.User != nil && req.Header.Get("Authorization") == "" {
 		pw, _ := u.User.Password()
 		req.SetBasicAuth(u.User.Username(), pw)
@@ -448,6 +471,17 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 		err = withContextErr(b.ctx, err)
 	}
 	return n, err
+}
+
+// isFastBody reports whether body is the response body of an attempt
+// sent by the HTTP/1.1 fast path.
+func isFastBody(body io.ReadCloser) bool {
+	ab, ok := body.(*attemptBody)
+	if !ok {
+		return false
+	}
+	_, ok = ab.rc.(*h1Body)
+	return ok
 }
 
 func (b *attemptBody) Close() error {

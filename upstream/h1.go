@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -75,6 +76,7 @@ type h1Host struct {
 // h1Conn is one keep-alive connection.
 type h1Conn struct {
 	conn     net.Conn
+	raw      syscall.RawConn // for the liveness peek; nil: none
 	br       *bufio.Reader
 	lr       limitedConnReader
 	addr     string
@@ -296,6 +298,9 @@ func (p *h1) get(ctx context.Context, addr string) (*h1Conn, error) {
 		return nil, withContextErr(ctx, err)
 	}
 	pc := &h1Conn{conn: conn, addr: addr}
+	if sc, ok := conn.(syscall.Conn); ok {
+		pc.raw, _ = sc.SyscallConn()
+	}
 	pc.lr = limitedConnReader{c: conn, remaining: -1}
 	pc.br = bufio.NewReaderSize(&pc.lr, 4<<10)
 	return pc, nil
@@ -435,7 +440,7 @@ func (pc *h1Conn) alive() bool {
 	if pc.br.Buffered() > 0 {
 		return false
 	}
-	return connAlive(pc.conn)
+	return connAlive(pc.raw)
 }
 
 var writeBufPool = sync.Pool{New: func() any {

@@ -2,8 +2,8 @@
 
 package upstream
 
-import "net"
+import "syscall"
 
 // connAlive cannot peek here: a closed connection shows at the next
 // exchange, which is retried once when replayable.
-func connAlive(net.Conn) bool { return true }
+func connAlive(syscall.RawConn) bool { return true }
