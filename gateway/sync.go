@@ -40,8 +40,12 @@ func (c *call) serveSync() {
 		// Nothing to decide before every target reported: the last target
 		// runs on this goroutine.
 		var wg sync.WaitGroup
+		wg.Add(n - 1)
 		for i := range n - 1 {
-			wg.Go(func() { c.runLeg(ctx, i) })
+			goLeg(func() {
+				defer wg.Done()
+				c.runLeg(ctx, i)
+			})
 		}
 		c.runLeg(ctx, n-1)
 		wg.Wait()
