@@ -39,7 +39,8 @@ import (
 // close, the idle pool (MaxIdleConnsPerHost, IdleConnTimeout), the attempt's
 // deadline and cancellation (through the connection's deadline), idle
 // connections the server closed are not reused (a non-blocking peek before
-// reuse stands in for the transport's readLoop), and one retry on a fresh
+// reusing one idle for more than h1CheckIdleAfter stands in for the
+// transport's readLoop), and one retry on a fresh
 // connection when a reused one turns out closed before any byte of the
 // response and the request is replayable.
 
@@ -50,6 +51,12 @@ const (
 	h1MaxBody = 64 << 10
 	// h1MaxHeaderBytes bounds a response's status line and headers.
 	h1MaxHeaderBytes = 1 << 20
+	// h1CheckIdleAfter: a connection idle for longer is checked for a
+	// close from the server (a non-blocking peek, one syscall) before it
+	// is reused. Servers close idle connections after seconds, not
+	// milliseconds; one that closes sooner without saying so costs a
+	// replayable request a retry (below), another one an error.
+	h1CheckIdleAfter = 250 * time.Millisecond
 	// h1MaxRespites is how many 1xx responses are skipped, as the
 	// transport does.
 	h1MaxRespites    = 5
@@ -283,7 +290,7 @@ func (p *h1) get(ctx context.Context, addr string) (*h1Conn, error) {
 				continue
 			}
 			p.mu.Unlock()
-			if !pc.alive() {
+			if now.Sub(pc.idleAt) > h1CheckIdleAfter && !pc.alive() {
 				pc.close()
 				p.mu.Lock()
 				continue
