@@ -57,6 +57,9 @@ const (
 	// milliseconds; one that closes sooner without saying so costs a
 	// replayable request a retry (below), another one an error.
 	h1CheckIdleAfter = 250 * time.Millisecond
+	// h1SweepEvery is how often idle connections are checked while there
+	// are any (the transport closes each after IdleConnTimeout).
+	h1SweepEvery = 15 * time.Second
 	// h1MaxRespites is how many 1xx responses are skipped, as the
 	// transport does.
 	h1MaxRespites    = 5
@@ -74,6 +77,7 @@ type h1 struct {
 
 	mu    sync.Mutex
 	hosts map[string]*h1Host
+	sweep *time.Timer // armed while connections are idle
 }
 
 type h1Host struct {
@@ -333,10 +337,62 @@ func (p *h1) put(pc *h1Conn) {
 		pc.close()
 	} else {
 		h.idle = append(h.idle, pc)
+		if p.sweep == nil {
+			p.sweep = time.AfterFunc(h1SweepEvery, p.sweepIdle)
+		}
 		p.mu.Unlock()
 	}
 	if stale != nil {
 		stale.close()
+	}
+}
+
+// sweepIdle closes the idle connections that outlived the idle timeout or
+// that the server closed (so that no socket lingers half-closed while its
+// host gets no traffic), and runs again while any stay idle.
+func (p *h1) sweepIdle() {
+	now := time.Now()
+	var check, drop []*h1Conn
+	p.mu.Lock()
+	for _, h := range p.hosts {
+		keep := h.idle[:0]
+		for _, pc := range h.idle {
+			switch idle := now.Sub(pc.idleAt); {
+			case p.idleTimeout > 0 && idle > p.idleTimeout:
+				drop = append(drop, pc)
+			case idle > h1CheckIdleAfter:
+				check = append(check, pc) // out of the pool while checked
+			default:
+				keep = append(keep, pc)
+			}
+		}
+		clear(h.idle[len(keep):])
+		h.idle = keep
+	}
+	p.mu.Unlock()
+	var alive []*h1Conn
+	for _, pc := range check {
+		if pc.alive() {
+			alive = append(alive, pc)
+		} else {
+			drop = append(drop, pc)
+		}
+	}
+	p.mu.Lock()
+	for _, pc := range alive {
+		h := p.hosts[pc.addr]
+		h.idle = append(h.idle, pc)
+	}
+	p.sweep = nil
+	for _, h := range p.hosts {
+		if len(h.idle) > 0 {
+			p.sweep = time.AfterFunc(h1SweepEvery, p.sweepIdle)
+			break
+		}
+	}
+	p.mu.Unlock()
+	for _, pc := range drop {
+		pc.close()
 	}
 }
 
@@ -348,6 +404,10 @@ func (p *h1) closeIdle() {
 	for _, h := range p.hosts {
 		all = append(all, h.idle...)
 		h.idle = nil
+	}
+	if p.sweep != nil {
+		p.sweep.Stop()
+		p.sweep = nil
 	}
 	p.mu.Unlock()
 	for _, pc := range all {
