@@ -26,7 +26,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// Idle leg workers of sync routes exit after legWorkerIdle.
+		goleak.IgnoreTopFunction("github.com/fanouthq/fanout/gateway.legWorker"),
+	)
 }
 
 // seen is what a test target received.

@@ -40,8 +40,12 @@ func (c *call) serveSync() {
 		// Nothing to decide before every target reported: the last target
 		// runs on this goroutine.
 		var wg sync.WaitGroup
+		wg.Add(n - 1)
 		for i := range n - 1 {
-			wg.Go(func() { c.runLeg(ctx, i) })
+			goLeg(func() {
+				defer wg.Done()
+				c.runLeg(ctx, i)
+			})
 		}
 		c.runLeg(ctx, n-1)
 		wg.Wait()
@@ -123,6 +127,7 @@ func (c *call) runLeg(ctx context.Context, i int) {
 	var timer *time.Timer
 	for attempt := 1; ; attempt++ {
 		req := c.request(t, attempt)
+		req.DiscardRecord = true // the envelope does not show what was sent
 		if err := c.mapBody(t.Name, &req); err != nil {
 			o.templateFailed(err) // not called: its body template failed
 			break

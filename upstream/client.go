@@ -41,12 +41,18 @@ type Options struct {
 	MaxIdleConnsPerHost int
 	// DialTimeout bounds establishing a TCP connection. Default 5s.
 	DialTimeout time.Duration
+	// NoFastPath sends every request through the http.Transport, also
+	// those the HTTP/1.1 fast path would take (plain http targets without
+	// a proxy, small in-memory bodies; see h1.go). For comparisons and as
+	// a way out.
+	NoFastPath bool
 }
 
 // Client sends attempts to targets over one shared, tuned http.Transport.
 // It is safe for concurrent use; make one per process.
 type Client struct {
 	transport *http.Transport
+	h1        *h1 // nil with Options.NoFastPath
 	log       *slog.Logger
 	tokens    sync.Map // oauthKey → *tokenCache
 	hmacKeys  sync.Map // Standard Webhooks secret → decoded key
@@ -77,7 +83,11 @@ func New(opts Options) *Client {
 		ExpectContinueTimeout: time.Second,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 	}
-	return &Client{transport: t, log: opts.Logger}
+	c := &Client{transport: t, log: opts.Logger}
+	if !opts.NoFastPath {
+		c.h1 = newH1(t)
+	}
+	return c
 }
 
 // Transport returns the client's transport, for tests and for callers that
@@ -86,7 +96,12 @@ func (c *Client) Transport() *http.Transport { return c.transport }
 
 // CloseIdleConnections closes the idle keep-alive connections of every
 // target; connections in use are left alone.
-func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	c.transport.CloseIdleConnections()
+	if c.h1 != nil {
+		c.h1.closeIdle()
+	}
+}
 
 // Request is one outbound call to a target.
 type Request struct {
@@ -113,9 +128,16 @@ type Request struct {
 	// traceparent.
 	Inbound Inbound
 
+	// DiscardRecord says the caller does not use Result.RequestHeader (a
+	// sync route's envelope does not show it): it is left nil, and the
+	// outbound header's memory is reused by later attempts.
+	DiscardRecord bool
+
 	// decodeBody drops the forwarded Accept-Encoding so that the transport
 	// negotiates gzip itself and hands back a decoded body (Exchange).
 	decodeBody bool
+	// hb is the pooled memory of the outbound header (DiscardRecord).
+	hb *headerBuf
 }
 
 // Inbound describes the inbound request a Request derives from. Empty fields
@@ -209,7 +231,13 @@ func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Res
 
 func (c *Client) roundTrip(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
 	ctx := req.Context()
-	resp, err := c.transport.RoundTrip(req)
+	var resp *http.Response
+	var err error
+	if c.h1 != nil && c.h1.eligible(req) {
+		resp, err = c.h1.roundTrip(req)
+	} else {
+		resp, err = c.transport.RoundTrip(req)
+	}
 	if err != nil {
 		err = withContextErr(ctx, err)
 		cancel()
@@ -240,7 +268,9 @@ func (c *Client) Exchange(ctx context.Context, r Request, maxBody int64) (res Re
 	switch {
 	case req != nil:
 		res.RequestMethod, res.RequestURL = req.Method, recordedURL(r.Target, req.URL)
-		res.RequestHeader = redactIfNeeded(req.Header, authRedact(r.Target))
+		if !r.DiscardRecord {
+			res.RequestHeader = redactIfNeeded(req.Header, authRedact(r.Target))
+		}
 	case r.Target != nil:
 		res.RequestMethod, res.RequestURL = r.Method, r.Target.URL
 	}
@@ -248,7 +278,14 @@ func (c *Client) Exchange(ctx context.Context, r Request, maxBody int64) (res Re
 		res.Err = err
 		return res
 	}
-	defer resp.Body.Close()
+	defer func() {
+		_ = resp.Body.Close()
+		if r.hb != nil && isFastBody(resp.Body) {
+			// Written by the fast path, which keeps no reference to it.
+			req.Header = nil
+			headerBufPool.Put(r.hb)
+		}
+	}()
 	res.Status, res.Header = resp.StatusCode, resp.Header
 	if ra := resp.Header.Get("Retry-After"); ra != "" {
 		res.RetryAfter = ParseRetryAfter(ra, time.Now())
@@ -370,16 +407,23 @@ func (c *Client) newRequest(ctx context.Context, r *Request) (*http.Request, con
 		actx, cancel = context.WithTimeout(ctx, timeout)
 	}
 	// The URL is the target's, shared: nothing on the way (transport,
-	// proxy selection) writes to a request's URL.
-	req := (&http.Request{
+	// proxy selection) writes to a request's URL. base stays on the stack:
+	// WithContext makes the one heap copy.
+	base := http.Request{
 		Method:     method,
 		URL:        u,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
 		Host:       u.Host,
-	}).WithContext(actx)
-	req.Header = outboundHeader(r)
+	}
+	req := base.WithContext(actx)
+	if r.DiscardRecord && t.Auth == nil && u.User == nil {
+		r.hb = headerBufPool.Get().(*headerBuf)
+		req.Header = pooledOutboundHeader(r.hb, r)
+	} else {
+		req.Header = outboundHeader(r)
+	}
 	if u.User != nil && req.Header.Get("Authorization") == "" {
 		pw, _ := u.User.Password()
 		req.SetBasicAuth(u.User.Username(), pw)
@@ -427,6 +471,17 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 		err = withContextErr(b.ctx, err)
 	}
 	return n, err
+}
+
+// isFastBody reports whether body is the response body of an attempt
+// sent by the HTTP/1.1 fast path.
+func isFastBody(body io.ReadCloser) bool {
+	ab, ok := body.(*attemptBody)
+	if !ok {
+		return false
+	}
+	_, ok = ab.rc.(*h1Body)
+	return ok
 }
 
 func (b *attemptBody) Close() error {

@@ -623,6 +623,11 @@ func TestRetryableStatus(t *testing.T) {
 	require.False(t, upstream.IsSuccess(300))
 }
 
+// BenchmarkExchange measures one attempt against a loopback target (the
+// target's cost included), through the HTTP/1.1 fast path ("fast") and
+// through the http.Transport ("transport"), side by side:
+//
+//	go test ./upstream -run '^$' -bench Exchange -count 5
 func BenchmarkExchange(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -630,22 +635,30 @@ func BenchmarkExchange(b *testing.B) {
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
 	defer srv.Close()
-	c := upstream.New(upstream.Options{})
-	defer c.CloseIdleConnections()
 	u, _ := url.Parse(srv.URL + "/")
 	tg := &config.Target{Name: "t", URL: srv.URL + "/", ParsedURL: u, Timeout: config.Duration(5 * time.Second)}
 	body := []byte(strings.Repeat("x", 1024))
 	hdr := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"wrk"}}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			res := c.Exchange(context.Background(), upstream.Request{Target: tg, Header: hdr, Body: body, MessageID: "msg_x", Attempt: 1}, 1024)
-			if res.Err != nil {
-				b.Error(res.Err)
-				return
-			}
-		}
-	})
+	for _, bc := range []struct {
+		name string
+		opts upstream.Options
+	}{{"fast", upstream.Options{}}, {"transport", upstream.Options{NoFastPath: true}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			c := upstream.New(bc.opts)
+			defer c.CloseIdleConnections()
+			b.ReportAllocs()
+			b.SetParallelism(16) // throughput, not one request's latency
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					res := c.Exchange(context.Background(), upstream.Request{Target: tg, Header: hdr, Body: body, MessageID: "msg_x", Attempt: 1}, 1024)
+					if res.Err != nil {
+						b.Error(res.Err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
 
 // TestRequestIsOneWrite checks that headers and a small body leave in one

@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Header names set on every outbound request.
@@ -116,6 +117,35 @@ func ForwardedHeader(h http.Header, in Inbound) http.Header {
 // outboundHeader builds the header of one attempt of r. All values share
 // one backing array, so that the whole header costs three allocations.
 func outboundHeader(r *Request) http.Header {
+	h, _ := appendOutboundHeader(nil, nil, r)
+	return h
+}
+
+// headerBuf is the memory of one outbound header, reused across attempts
+// whose caller does not keep the header (Request.DiscardRecord).
+type headerBuf struct {
+	h    http.Header
+	vals []string
+}
+
+var headerBufPool = sync.Pool{New: func() any { return new(headerBuf) }}
+
+// pooledOutboundHeader is outboundHeader into hb's memory: no allocation
+// once hb has served a request of the same shape.
+func pooledOutboundHeader(hb *headerBuf, r *Request) http.Header {
+	if hb.h == nil {
+		hb.h = make(http.Header, 16)
+	}
+	clear(hb.h)
+	clear(hb.vals)
+	hb.h, hb.vals = appendOutboundHeader(hb.h, hb.vals[:0], r)
+	return hb.h
+}
+
+// appendOutboundHeader builds the header of r into h (nil: a new map),
+// with the values in vals' array when it is large enough, and returns the
+// array used.
+func appendOutboundHeader(h http.Header, vals []string, r *Request) (http.Header, []string) {
 	in := r.Header
 	conn := in["Connection"]
 	n := 0
@@ -127,8 +157,12 @@ func outboundHeader(r *Request) http.Header {
 		th = r.Target.Headers
 	}
 	const own = 10 // the headers set below
-	vals := make([]string, 0, n+len(th)+own)
-	h := make(http.Header, len(in)+len(th)+own)
+	if need := n + len(th) + own; cap(vals) < need {
+		vals = make([]string, 0, need)
+	}
+	if h == nil {
+		h = make(http.Header, len(in)+len(th)+own)
+	}
 
 	for k, vs := range in {
 		ck := textproto.CanonicalMIMEHeaderKey(k)
@@ -181,7 +215,7 @@ func outboundHeader(r *Request) http.Header {
 	if fresh {
 		delete(h, HeaderTracestate)
 	}
-	return h
+	return h, vals
 }
 
 // forwardedFor returns the X-Forwarded-For value with the client address of
