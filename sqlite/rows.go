@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/fanouthq/fanout"
@@ -36,11 +37,79 @@ func encodeHeader(h http.Header) ([]byte, error) {
 	if h == nil {
 		return nil, nil
 	}
+	if b, ok := appendHeaderJSON(nil, h); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(h)
 	if err != nil {
 		return nil, fmt.Errorf("encode header: %w", err)
 	}
 	return b, nil
+}
+
+// appendHeaderJSON appends h as json.Marshal writes it (keys sorted) when
+// every name and value is plain printable ASCII that JSON needs no escape
+// for, which covers nearly every header, without reflection; ok is false
+// otherwise, and then the caller marshals h with encoding/json.
+func appendHeaderJSON(b []byte, h http.Header) (_ []byte, ok bool) {
+	var small [16]string
+	keys := small[:0]
+	size := 2
+	for k, vs := range h {
+		if !plainJSON(k) {
+			return b, false
+		}
+		size += len(k) + 8
+		for _, v := range vs {
+			if !plainJSON(v) {
+				return b, false
+			}
+			size += len(v) + 3
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = slices.Grow(b, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+		vs := h[k]
+		if vs == nil {
+			b = append(b, "null"...)
+			continue
+		}
+		b = append(b, '[')
+		for j, v := range vs {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, v...)
+			b = append(b, '"')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), true
+}
+
+// plainJSON reports whether s is written as is inside a JSON string by
+// encoding/json: printable ASCII other than the quote, the backslash and
+// the characters it escapes for HTML.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e:
+			return false
+		case c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // decodeHeader reverses encodeHeader.
