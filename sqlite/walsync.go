@@ -31,7 +31,8 @@ import (
 // with it, never the durable one without it. fdatasync rather than fsync:
 // the WAL's data and its size are flushed, its modification time is not.
 type walSyncer struct {
-	f *os.File // the -wal file, open for the Store's life (see open)
+	path string
+	f    *os.File // the -wal file (see openWALSyncer); guarded by mu
 
 	committed atomic.Uint64 // durable commits written so far
 
@@ -48,7 +49,7 @@ func openWALSyncer(path string) (*walSyncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open WAL file for sync: %w", err)
 	}
-	return &walSyncer{f: f}, nil
+	return &walSyncer{path: path + "-wal", f: f}, nil
 }
 
 // commit records a durable commit just written and returns its number for
@@ -64,6 +65,9 @@ func (w *walSyncer) sync(seq uint64) error {
 		return nil // an fdatasync that started after seq's commit covered it
 	}
 	upto := w.committed.Load() // all written: their commits returned before this load
+	if err := w.current(); err != nil {
+		return err
+	}
 	if err := fdatasync(w.f); err != nil {
 		return fmt.Errorf("sync WAL: %w", err)
 	}
@@ -71,4 +75,31 @@ func (w *walSyncer) sync(seq uint64) error {
 	return nil
 }
 
-func (w *walSyncer) close() error { return w.f.Close() }
+// current reopens the WAL file if SQLite replaced it, which it does only
+// after every connection closed: the last one checkpoints the whole WAL
+// into the database file, syncs it and deletes the WAL. So the commits
+// written to a replaced WAL are on disk already, and the ones written
+// after it must be synced through the new file. mu must be held.
+func (w *walSyncer) current() error {
+	cur, err := os.Stat(w.path)
+	if err != nil {
+		return fmt.Errorf("sync WAL: %w", err)
+	}
+	if held, err := w.f.Stat(); err == nil && os.SameFile(cur, held) {
+		return nil
+	}
+	f, err := os.OpenFile(w.path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("sync WAL: reopen: %w", err)
+	}
+	old := w.f
+	w.f = f
+	_ = old.Close() // a deleted file SQLite holds no locks on any more
+	return nil
+}
+
+func (w *walSyncer) close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.f.Close()
+}
