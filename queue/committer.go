@@ -43,8 +43,9 @@ type CommitterOptions struct {
 	// one group can be written while the previous one waits for its fsync
 	// (a store that syncs outside its write lock, as the SQLite store does,
 	// overlaps them), at the price of smaller groups: on a 2-core machine
-	// short of CPU that measured no faster (docs/performance.md). Default
-	// 1: one group at a time.
+	// short of CPU that measured no faster (BenchmarkCommitterAccept with
+	// 64 callers: 14-16k msgs/s at 19 msgs per commit, against 12-18k at
+	// 30 with one writer). Default 1: one group at a time.
 	Writers int
 }
 

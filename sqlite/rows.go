@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -117,11 +118,93 @@ func decodeHeader(b []byte) (http.Header, error) {
 	if b == nil {
 		return nil, nil
 	}
+	if h, ok := parseHeaderJSON(b); ok {
+		return h, nil
+	}
 	var h http.Header
 	if err := json.Unmarshal(b, &h); err != nil {
 		return nil, fmt.Errorf("decode header: %w", err)
 	}
 	return h, nil
+}
+
+// parseHeaderJSON parses what appendHeaderJSON writes, without reflection:
+// an object of arrays of strings (or null), with no whitespace and only
+// printable ASCII with no backslash. ok is false for anything else, which
+// the caller then decodes with encoding/json; the result is the same.
+func parseHeaderJSON(b []byte) (_ http.Header, ok bool) {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return nil, false
+		}
+	}
+	// str reads a string at b[i] ('"' ... '"') and returns it and the
+	// index after it.
+	str := func(i int) (string, int, bool) {
+		if i >= len(b) || b[i] != '"' {
+			return "", 0, false
+		}
+		end := bytes.IndexByte(b[i+1:], '"')
+		if end < 0 {
+			return "", 0, false
+		}
+		return string(b[i+1 : i+1+end]), i + end + 2, true
+	}
+	if len(b) < 2 || b[0] != '{' {
+		return nil, false
+	}
+	h := make(http.Header)
+	i := 1
+	if b[i] == '}' {
+		return h, i+1 == len(b)
+	}
+	for {
+		k, j, ok := str(i)
+		if !ok || j >= len(b) || b[j] != ':' {
+			return nil, false
+		}
+		i = j + 1
+		switch {
+		case bytes.HasPrefix(b[i:], []byte("null")):
+			h[k] = nil
+			i += 4
+		case i < len(b) && b[i] == '[':
+			i++
+			vs := []string{}
+			if i < len(b) && b[i] == ']' {
+				i++
+			} else {
+				for {
+					v, j, ok := str(i)
+					if !ok || j >= len(b) {
+						return nil, false
+					}
+					vs = append(vs, v)
+					i = j + 1
+					if b[j] == ']' {
+						break
+					}
+					if b[j] != ',' {
+						return nil, false
+					}
+				}
+			}
+			h[k] = vs
+		default:
+			return nil, false
+		}
+		if i >= len(b) {
+			return nil, false
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			return h, i+1 == len(b)
+		default:
+			return nil, false
+		}
+	}
 }
 
 // nonNil keeps an empty body an empty BLOB rather than NULL.

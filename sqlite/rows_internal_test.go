@@ -37,6 +37,45 @@ func TestEncodeHeaderMatchesEncodingJSON(t *testing.T) {
 	require.Nil(t, got)
 }
 
+func TestDecodeHeaderMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		`{}`, `{"A":["1"]}`, `{"A":["1","2"],"B":[],"C":null}`, `{"A":["x"],"A":["y"]}`,
+		`{"A":["a\"b"]}`, `{"A":["\u003c"]}`, `{"A":["héllo"]}`, `{ "A": ["1"] }`,
+		`{"A":["1"]`, `{"A":["1"],}`, `{"A":"1"}`, `{"A":[1]}`, `[]`, `{"A":["1"]}x`, `{"A":nul}`,
+		`{"A":["1",]}`, `{"A":[,"1"]}`, `{"A"["1"]}`, `{`, `{"`, `{"A":[`, `{"A":["1"`, `{"A":["1",`,
+	} {
+		var want http.Header
+		werr := json.Unmarshal([]byte(in), &want)
+		got, gerr := decodeHeader([]byte(in))
+		if werr != nil {
+			require.Error(t, gerr, "%s", in)
+			continue
+		}
+		require.NoError(t, gerr, "%s", in)
+		require.Equal(t, want, got, "%s", in)
+	}
+}
+
+func BenchmarkDecodeHeader(b *testing.B) {
+	h, err := encodeHeader(http.Header{
+		"Content-Type":      {"application/json"},
+		"User-Agent":        {"wrk"},
+		"X-Forwarded-For":   {"127.0.0.1"},
+		"X-Forwarded-Host":  {"127.0.0.1:8080"},
+		"X-Forwarded-Proto": {"http"},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeHeader(h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkEncodeHeader(b *testing.B) {
 	h := http.Header{
 		"Content-Type":      {"application/json"},
