@@ -21,7 +21,7 @@ type gatedStore struct {
 	messages atomic.Int64
 	gate     chan struct{}
 	entered  chan struct{} // closed when the first Accept call waits
-	once     sync.Once
+	first    atomic.Bool   // the first Accept call came
 }
 
 func newGatedStore(st fanout.Store, gated bool) *gatedStore {
@@ -35,11 +35,10 @@ func newGatedStore(st fanout.Store, gated bool) *gatedStore {
 func (g *gatedStore) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fanout.AcceptResult, error) {
 	g.accepts.Add(1)
 	g.messages.Add(int64(len(params)))
-	if g.gate != nil {
-		g.once.Do(func() {
-			close(g.entered)
-			<-g.gate
-		})
+	if g.gate != nil && g.first.CompareAndSwap(false, true) {
+		// Only the first call waits; later ones (another writer's) go on.
+		close(g.entered)
+		<-g.gate
 	}
 	return g.Store.Accept(ctx, params)
 }
@@ -59,6 +58,12 @@ func startCommitter(t *testing.T, gated bool, opts CommitterOptions) *committerB
 		store:   newGatedStore(openStore(t), gated),
 		done:    make(chan error, 1),
 		commits: make(chan map[string]struct{}, 1024),
+	}
+	if gated && opts.Writers == 0 {
+		// The gated tests hold the first commit in the store and look at
+		// the group that queues behind it: one writer, so that no second
+		// writer takes that group meanwhile.
+		opts.Writers = 1
 	}
 	opts.Logger = testLogger(t)
 	opts.OnCommit = func(targets map[string]struct{}) { b.commits <- targets }
@@ -136,6 +141,31 @@ func TestCommitterCommitsConcurrentAcceptsInGroups(t *testing.T) {
 			require.Equal(t, fanout.StatePending, d.State)
 		}
 	}
+}
+
+func TestCommitterSecondWriterCommitsWhileFirstWaits(t *testing.T) {
+	t.Parallel()
+	b := startCommitter(t, true, CommitterOptions{Writers: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+
+	p0, p1 := newMessage("r", "a"), newMessage("r", "b")
+	first := b.acceptAsync(ctx, p0)
+	<-b.store.entered // the first writer is held in the store
+	second := b.acceptAsync(ctx, p1)
+	r := <-second // answered by the other writer while the first waits
+	require.NoError(t, r.err)
+	require.Equal(t, p1.Message.ID, r.res.MessageID)
+	select {
+	case <-first:
+		t.Fatal("the held commit answered before it was released")
+	default:
+	}
+	close(b.store.gate)
+	r = <-first
+	require.NoError(t, r.err)
+	require.Equal(t, p0.Message.ID, r.res.MessageID)
+	require.Equal(t, int64(2), b.store.accepts.Load())
 }
 
 func TestCommitterNaturalGroupsUnderLoad(t *testing.T) {

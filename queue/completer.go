@@ -13,6 +13,15 @@ import (
 // their leases expire (or Run releases them) and are attempted again.
 const completeTries = 5
 
+// completeLinger is how long the completer waits for more outcomes after
+// the first of a batch before it records them (unless completeBatch come
+// first). Each Store.Complete is one write transaction with a fixed cost
+// (with SQLite: its commit rewrites the same index pages) and takes the
+// store's write lock from accepts; recording outcomes a few milliseconds
+// later costs nothing (the deliveries stay leased meanwhile) and turns
+// many small transactions into few larger ones.
+const completeLinger = 10 * time.Millisecond
+
 // completion is one outcome waiting to be recorded.
 type completion struct {
 	params fanout.CompleteParams
@@ -22,9 +31,10 @@ type completion struct {
 	wake []string
 }
 
-// completer records attempt outcomes in batches: one goroutine drains
-// whatever outcomes are waiting into one Store.Complete call, the same
-// group-commit idea as the Committer's.
+// completer records attempt outcomes in batches: one goroutine gathers the
+// outcomes that arrive within completeLinger of the first (up to
+// completeBatch) into one Store.Complete call, the same group-commit idea
+// as the Committer's.
 type completer struct {
 	store  fanout.Store
 	log    *slog.Logger
@@ -52,6 +62,9 @@ func (c *completer) close() { close(c.in) }
 func (c *completer) run(ctx context.Context) {
 	batch := make([]fanout.CompleteParams, 0, completeBatch)
 	wake := make(map[string]struct{}) // targets to wake once the batch is recorded
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
 		x, ok := <-c.in
 		if !ok {
@@ -60,6 +73,7 @@ func (c *completer) run(ctx context.Context) {
 		batch = append(batch[:0], x.params)
 		clear(wake)
 		x.addWake(wake)
+		linger.Reset(completeLinger)
 	drain:
 		for len(batch) < completeBatch {
 			select {
@@ -69,10 +83,11 @@ func (c *completer) run(ctx context.Context) {
 				}
 				batch = append(batch, x.params)
 				x.addWake(wake)
-			default:
+			case <-linger.C:
 				break drain
 			}
 		}
+		linger.Stop()
 		if c.flush(ctx, batch) {
 			for t := range wake {
 				c.notify(t)

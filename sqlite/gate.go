@@ -13,8 +13,9 @@ import (
 // waiter, so without it an Accept batch (whose callers wait for the
 // commit) could queue behind several delivery transactions (whose callers
 // are background workers). Delivery writes are not starved: the Committer
-// has at most one Accept in flight, and the gate is free for the next
-// waiter while it answers its callers and gathers the next batch.
+// has one Accept in flight by default (CommitterOptions.Writers), and the
+// gate is free for the next waiter while that Accept syncs the WAL
+// (walsync.go), answers its callers and gathers the next batch.
 type gate struct {
 	mu   sync.Mutex
 	held bool

@@ -1,6 +1,9 @@
 package sqlite
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Every SQL statement of the package is in this file: constants for the
 // fixed ones, small builders for the ones whose shape depends on the
@@ -49,6 +52,27 @@ ON CONFLICT (route, key) DO UPDATE SET message_id = excluded.message_id, receive
 	qInsertDeliveriesRow  = `(?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)`
 	insertDeliveriesArgs  = 8
 )
+
+// copyDeliveriesSQL returns the statement that inserts a pending delivery
+// to each of n targets (?3 .. ?n+2, in order) for every message whose
+// rowid is in ?1 .. ?2, due when the message was received, in the order
+// of the messages and then of the targets.
+func copyDeliveriesSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO deliveries (message_id, route, target, state, attempts, next_attempt_at, due_at, received_at, created_at, updated_at)
+SELECT m.id, m.route, t.column2, 'pending', 0, m.received_at, m.received_at, m.received_at, m.received_at, m.received_at
+FROM messages AS m, (VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%d, ?%d)", i, i+3)
+	}
+	b.WriteString(`) AS t
+WHERE m.rowid BETWEEN ?1 AND ?2
+ORDER BY m.rowid, t.column1`)
+	return b.String()
+}
 
 // valuesSQL returns head, n copies of row comma separated, and tail: a
 // statement on n VALUES rows.

@@ -1,10 +1,12 @@
 package sqlite
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/fanouthq/fanout"
@@ -36,6 +38,9 @@ func encodeHeader(h http.Header) ([]byte, error) {
 	if h == nil {
 		return nil, nil
 	}
+	if b, ok := appendHeaderJSON(nil, h); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(h)
 	if err != nil {
 		return nil, fmt.Errorf("encode header: %w", err)
@@ -43,16 +48,163 @@ func encodeHeader(h http.Header) ([]byte, error) {
 	return b, nil
 }
 
+// appendHeaderJSON appends h as json.Marshal writes it (keys sorted) when
+// every name and value is plain printable ASCII that JSON needs no escape
+// for, which covers nearly every header, without reflection; ok is false
+// otherwise, and then the caller marshals h with encoding/json.
+func appendHeaderJSON(b []byte, h http.Header) (_ []byte, ok bool) {
+	var small [16]string
+	keys := small[:0]
+	size := 2
+	for k, vs := range h {
+		if !plainJSON(k) {
+			return b, false
+		}
+		size += len(k) + 8
+		for _, v := range vs {
+			if !plainJSON(v) {
+				return b, false
+			}
+			size += len(v) + 3
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = slices.Grow(b, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+		vs := h[k]
+		if vs == nil {
+			b = append(b, "null"...)
+			continue
+		}
+		b = append(b, '[')
+		for j, v := range vs {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, v...)
+			b = append(b, '"')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), true
+}
+
+// plainJSON reports whether s is written as is inside a JSON string by
+// encoding/json: printable ASCII other than the quote, the backslash and
+// the characters it escapes for HTML.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e:
+			return false
+		case c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+			return false
+		}
+	}
+	return true
+}
+
 // decodeHeader reverses encodeHeader.
 func decodeHeader(b []byte) (http.Header, error) {
 	if b == nil {
 		return nil, nil
+	}
+	if h, ok := parseHeaderJSON(b); ok {
+		return h, nil
 	}
 	var h http.Header
 	if err := json.Unmarshal(b, &h); err != nil {
 		return nil, fmt.Errorf("decode header: %w", err)
 	}
 	return h, nil
+}
+
+// parseHeaderJSON parses what appendHeaderJSON writes, without reflection:
+// an object of arrays of strings (or null), with no whitespace and only
+// printable ASCII with no backslash. ok is false for anything else, which
+// the caller then decodes with encoding/json; the result is the same.
+func parseHeaderJSON(b []byte) (_ http.Header, ok bool) {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return nil, false
+		}
+	}
+	// str reads a string at b[i] ('"' ... '"') and returns it and the
+	// index after it.
+	str := func(i int) (string, int, bool) {
+		if i >= len(b) || b[i] != '"' {
+			return "", 0, false
+		}
+		end := bytes.IndexByte(b[i+1:], '"')
+		if end < 0 {
+			return "", 0, false
+		}
+		return string(b[i+1 : i+1+end]), i + end + 2, true
+	}
+	if len(b) < 2 || b[0] != '{' {
+		return nil, false
+	}
+	h := make(http.Header)
+	i := 1
+	if b[i] == '}' {
+		return h, i+1 == len(b)
+	}
+	for {
+		k, j, ok := str(i)
+		if !ok || j >= len(b) || b[j] != ':' {
+			return nil, false
+		}
+		i = j + 1
+		switch {
+		case bytes.HasPrefix(b[i:], []byte("null")):
+			h[k] = nil
+			i += 4
+		case i < len(b) && b[i] == '[':
+			i++
+			vs := []string{}
+			if i < len(b) && b[i] == ']' {
+				i++
+			} else {
+				for {
+					v, j, ok := str(i)
+					if !ok || j >= len(b) {
+						return nil, false
+					}
+					vs = append(vs, v)
+					i = j + 1
+					if b[j] == ']' {
+						break
+					}
+					if b[j] != ',' {
+						return nil, false
+					}
+				}
+			}
+			h[k] = vs
+		default:
+			return nil, false
+		}
+		if i >= len(b) {
+			return nil, false
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			return h, i+1 == len(b)
+		default:
+			return nil, false
+		}
+	}
 }
 
 // nonNil keeps an empty body an empty BLOB rather than NULL.

@@ -37,6 +37,10 @@ type Store struct {
 	ckpt   *checkpointer
 	closed atomic.Bool
 	gate   gate // write transactions, accepts first
+	// wal syncs durable commits outside the gate (walsync.go); nil when
+	// the database is not in WAL mode, and then the writer commits with
+	// synchronous=FULL and switches to NORMAL for relaxed writes.
+	wal *walSyncer
 
 	stmtsMu sync.Mutex
 	stmts   map[string]*sql.Stmt // prepared on writer, by query; nil once closed
@@ -70,7 +74,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		dsn string
 		n   int
 	}{
-		{writerDSN(path), 1},
+		{writerDSN(path, "FULL"), 1},
 		{readerDSN(path), max(4, runtime.GOMAXPROCS(0))},
 		{checkpointDSN(path), 1},
 	}
@@ -88,9 +92,34 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return fail(err)
 		}
 	}
+	// In WAL mode the writer commits without an fsync and durable writes
+	// sync the WAL themselves (walsync.go): reopen the writer so that its
+	// setting, kept by any connection the pool opens again, is NORMAL.
+	wal, err := openWAL(ctx, opened[0], path)
+	if err != nil {
+		return fail(err)
+	}
+	if wal != nil {
+		writer, err := sql.Open("sqlite", writerDSN(path, "NORMAL"))
+		if err == nil {
+			writer.SetMaxOpenConns(1)
+			writer.SetMaxIdleConns(1)
+			writer.SetConnMaxLifetime(0)
+			writer.SetConnMaxIdleTime(0)
+			err = writer.PingContext(ctx)
+			if cerr := opened[0].Close(); err == nil {
+				err = cerr
+			}
+			opened[0] = writer
+		}
+		if err != nil {
+			return fail(errors.Join(err, wal.close()))
+		}
+	}
 	return &Store{
 		writer: opened[0],
 		reader: opened[1],
+		wal:    wal,
 		logger: logger,
 		ckpt:   startCheckpointer(ctx, opened[2], logger),
 		stmts:  make(map[string]*sql.Stmt),
@@ -103,21 +132,36 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 // foreign keys on (the cascades).
 const dsnCommon = "&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
 
-// writerDSN is the DSN of the single write connection: WAL; an fsync on
-// every commit (synchronous=FULL: durable on power loss); IMMEDIATE
+// writerDSN is the DSN of the single write connection: WAL; synchronous
+// as given (FULL: an fsync on every commit, durable on power loss; NORMAL
+// once the Store syncs durable commits itself, see walsync.go); IMMEDIATE
 // transactions, so that a write transaction holds the write lock from its
 // start and never fails to upgrade a read lock; statement journals in
 // memory (multi-row INSERTs need them); checkpoints left to the
 // checkpointer, with the writer's own automatic checkpoint only as a
 // backstop if the WAL grows past 10,000 pages; and a cap on the WAL file
 // kept after a checkpoint.
-func writerDSN(path string) string {
+func writerDSN(path, synchronous string) string {
 	return "file:" + escapePath(path) + "?_txlock=immediate" + dsnCommon +
 		"&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(FULL)" +
+		"&_pragma=synchronous(" + synchronous + ")" +
 		"&_pragma=temp_store(MEMORY)" +
 		"&_pragma=wal_autocheckpoint(10000)" +
 		"&_pragma=journal_size_limit(67108864)"
+}
+
+// openWAL returns the syncer of the database's WAL file, or nil when the
+// writer did not get the database into WAL mode (a file system without
+// shared memory, say): the writer then keeps synchronous=FULL.
+func openWAL(ctx context.Context, writer *sql.DB, path string) (*walSyncer, error) {
+	var mode string
+	if err := writer.QueryRowContext(ctx, qJournalMode).Scan(&mode); err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return nil, nil
+	}
+	return openWALSyncer(path)
 }
 
 // readerDSN is the DSN of the read pool: query_only makes a write through a
@@ -154,7 +198,11 @@ func (s *Store) Close() error {
 	for _, st := range stmts {
 		errs = append(errs, st.Close())
 	}
-	return errors.Join(append(errs, s.reader.Close(), s.writer.Close())...)
+	errs = append(errs, s.reader.Close(), s.writer.Close())
+	if s.wal != nil {
+		errs = append(errs, s.wal.close()) // after the connections: see openWALSyncer
+	}
+	return errors.Join(errs...)
 }
 
 // stmt returns query prepared for tx, a write transaction. The writer's
@@ -268,25 +316,25 @@ func (s *Store) dbErr(op string, err error) error {
 type writeKind int
 
 const (
-	// writeDurable commits with synchronous=FULL: an fsync of the WAL
-	// before the commit returns, durable on power loss. The connection's
-	// setting; every write not listed below.
+	// writeDurable is durable on power loss when it returns: the WAL is
+	// fsynced after the commit (walsync.go; synchronous=FULL when the
+	// Store has no walSyncer). Every write not listed below.
 	writeDurable writeKind = iota
 	// writeAccept is writeDurable, and goes through the gate before every
 	// other waiting write: Accept, whose callers wait for the commit.
 	writeAccept
-	// writeRelaxed commits with synchronous=NORMAL: no fsync at commit.
-	// Lease, Complete and ReleaseLeases only. See withTx for why that is
-	// safe.
+	// writeRelaxed commits with synchronous=NORMAL: no fsync. Lease,
+	// Complete and ReleaseLeases only. See write for why that is safe.
 	writeRelaxed
 )
 
-// Switching the writer's synchronous setting; SQLite refuses to change it
-// inside a transaction, so it is switched before BEGIN and back after the
-// commit.
+// Switching the writer's synchronous setting when the Store has no
+// walSyncer; SQLite refuses to change it inside a transaction, so it is
+// switched before BEGIN and back after the commit.
 const (
-	qSyncNormal = `PRAGMA synchronous = NORMAL`
-	qSyncFull   = `PRAGMA synchronous = FULL`
+	qJournalMode = `PRAGMA journal_mode`
+	qSyncNormal  = `PRAGMA synchronous = NORMAL`
+	qSyncFull    = `PRAGMA synchronous = FULL`
 )
 
 // withTx runs fn in a write transaction and commits it with an fsync
@@ -302,19 +350,40 @@ func (s *Store) withTx(ctx context.Context, op string, fn func(tx *sql.Tx) error
 // synchronous=NORMAL is atomic and survives a crash of the process (its
 // frames are in the OS's page cache); only a power loss or a kernel crash
 // can lose it, and then only the most recent relaxed commits: the WAL is
-// one file written sequentially, the next FULL commit (the next Accept)
-// fsyncs the whole file and so every frame written before it, and
+// one file written sequentially, the next durable write's sync (the next
+// Accept) flushes the whole file and so every frame written before it, and
 // recovery keeps a prefix of the WAL (it stops at the first frame whose
 // checksum fails), never a later commit without an earlier one. Nothing
 // a relaxed transaction writes is a promise to a client: a lost lease
 // makes the delivery due again, a lost completion leaves it leased until
 // the lease expires and it is delivered again. Both are re-deliveries,
 // which at-least-once delivery allows; an accepted message (writeAccept,
-// FULL) is never lost. Checkpoints run with synchronous=FULL and fsync
+// synced before Accept returns) is never lost. Checkpoints run with synchronous=FULL and fsync
 // the WAL before copying it into the database.
-func (s *Store) write(ctx context.Context, op string, kind writeKind, fn func(tx *sql.Tx) error) (err error) {
-	if err := s.gate.lock(ctx, kind == writeAccept); err != nil {
+//
+// A durable write's WAL sync (walsync.go) runs after the gate is free, so
+// the next write transaction proceeds while the disk flushes; write
+// returns only once its commit is on disk.
+func (s *Store) write(ctx context.Context, op string, kind writeKind, fn func(tx *sql.Tx) error) error {
+	seq, err := s.writeTx(ctx, op, kind, fn)
+	if err != nil || seq == 0 {
+		return err
+	}
+	if err := s.wal.sync(seq); err != nil {
+		// Committed, but not known to be on disk: the caller must not
+		// promise durability. Whoever retries finds it (an Accept with an
+		// idempotency key) or stores it again.
 		return s.dbErr(op, err)
+	}
+	return nil
+}
+
+// writeTx runs fn in a write transaction holding the gate. For a durable
+// write on a Store with a walSyncer it returns the commit's number for
+// walSyncer.sync, else 0.
+func (s *Store) writeTx(ctx context.Context, op string, kind writeKind, fn func(tx *sql.Tx) error) (seq uint64, err error) {
+	if err := s.gate.lock(ctx, kind == writeAccept); err != nil {
+		return 0, s.dbErr(op, err)
 	}
 	// Deferred calls run last first: the connection goes back to the pool
 	// and the gate is freed before prepareWanted takes the connection.
@@ -322,28 +391,31 @@ func (s *Store) write(ctx context.Context, op string, kind writeKind, fn func(tx
 	defer s.gate.unlock()
 	conn, err := s.writer.Conn(ctx)
 	if err != nil {
-		return s.dbErr(op, err)
+		return 0, s.dbErr(op, err)
 	}
 	defer func() { _ = conn.Close() }() // back to the pool; nothing to report
-	if kind == writeRelaxed {
+	if kind == writeRelaxed && s.wal == nil {
 		if _, err := conn.ExecContext(ctx, qSyncNormal); err != nil {
-			return s.dbErr(op, err)
+			return 0, s.dbErr(op, err)
 		}
 		defer s.restoreFull(ctx, conn)
 	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return s.dbErr(op, err)
+		return 0, s.dbErr(op, err)
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback() // the error from fn is the one to report
-		return err
+		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
-		return s.dbErr(op, err)
+		return 0, s.dbErr(op, err)
 	}
 	s.ckpt.wake()
-	return nil
+	if kind != writeRelaxed && s.wal != nil {
+		seq = s.wal.commit()
+	}
+	return seq, nil
 }
 
 // restoreFull sets the writer connection back to synchronous=FULL, the
