@@ -44,6 +44,12 @@ func (a *stepsAPIs) data(w http.ResponseWriter, r *http.Request) {
 	defer a.mu.Unlock()
 	a.dataCalls[id]++
 	if !a.up.Load() {
+		a.mu.Unlock()
+		// Slow to fail, so that data steps are in flight when the
+		// process is killed: their leases must expire before the next
+		// process takes them over.
+		time.Sleep(100 * time.Millisecond)
+		a.mu.Lock()
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
@@ -92,9 +98,12 @@ func TestAsyncStepsSurviveKill(t *testing.T) {
 listen: %q
 admin: {listen: %q, token: t0ken}
 store: {dsn: %q}
+# Data steps in flight when the process is killed are taken over when
+# their lease expires.
+delivery: {lease_timeout: 2s}
 targets:
-  authapi: {url: "http://%s/v1/token", retry: {initial: 20ms, max: 200ms}}
-  userdata: {url: "http://%s/v1/users", retry: {initial: 20ms, max: 200ms, max_attempts: 1000}}
+  authapi: {url: "http://%s/v1/token", timeout: 1s, retry: {initial: 20ms, max: 200ms}}
+  userdata: {url: "http://%s/v1/users", timeout: 1s, retry: {initial: 20ms, max: 200ms, max_attempts: 1000}}
 routes:
   - name: signup
     match: {method: POST, path: /signup}
@@ -120,7 +129,7 @@ routes:
 	waitFor(t, 20*time.Second, "every auth step succeeded and every data step tried", func() bool {
 		for id := range users {
 			s := stepStates(t, admin, id)
-			if s["auth"] != "succeeded" || s["data"] != "retrying" {
+			if s["auth"] != "succeeded" || (s["data"] != "retrying" && s["data"] != "delivering") {
 				return false
 			}
 		}
