@@ -1,6 +1,30 @@
 package fanout
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
+
+// CheckSteps validates the steps of one message (AcceptParams.Steps): a
+// name and a target each, unique names, After naming only other steps of
+// the list. Stores call it before storing anything.
+func CheckSteps(steps []AcceptStep) error {
+	names := make(map[string]bool, len(steps))
+	for _, st := range steps {
+		if st.Name == "" || names[st.Name] || st.Target == "" {
+			return fmt.Errorf("step %q: a step needs a unique name and a target", st.Name)
+		}
+		names[st.Name] = true
+	}
+	for _, st := range steps {
+		for _, a := range st.After {
+			if !names[a] || a == st.Name {
+				return fmt.Errorf("step %q: after %q: not another step of the message", st.Name, a)
+			}
+		}
+	}
+	return nil
+}
 
 // StepNode is one step delivery of a message, as SettleSteps sees it.
 type StepNode struct {

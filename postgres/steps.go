@@ -71,26 +71,6 @@ func queueSteps(b *opBatch, msgs []newMessage) {
 	}
 }
 
-// checkSteps validates the steps of one message: names unique and not
-// empty, After naming only steps of the list.
-func checkSteps(steps []fanout.AcceptStep) error {
-	names := make(map[string]bool, len(steps))
-	for _, st := range steps {
-		if st.Name == "" || names[st.Name] || st.Target == "" {
-			return fmt.Errorf("step %q: a step needs a unique name and a target", st.Name)
-		}
-		names[st.Name] = true
-	}
-	for _, st := range steps {
-		for _, a := range st.After {
-			if !names[a] || a == st.Name {
-				return fmt.Errorf("step %q: after %q: not another step of the message", st.Name, a)
-			}
-		}
-	}
-	return nil
-}
-
 // splitAfter reverses the comma-joined after_steps column.
 func splitAfter(s string) []string {
 	if s == "" {

@@ -52,7 +52,7 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 			if len(n.targets) > 0 {
 				return nil, fmt.Errorf("accept: message %s: targets and steps are exclusive", n.msg.ID)
 			}
-			if err := checkSteps(n.steps); err != nil {
+			if err := fanout.CheckSteps(n.steps); err != nil {
 				return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
 			}
 		}
