@@ -5,10 +5,17 @@ import (
 	"slices"
 )
 
-// CheckSteps validates the steps of one message (AcceptParams.Steps): a
-// name and a target each, unique names, After naming only other steps of
-// the list. Stores call it before storing anything.
-func CheckSteps(steps []AcceptStep) error {
+// CheckSteps validates the steps of one message: none, or steps without
+// Targets, each with a name and a target, unique names, After naming only
+// other steps of the list. Stores call it before storing anything.
+func (p *AcceptParams) CheckSteps() error {
+	steps := p.Steps
+	if len(steps) == 0 {
+		return nil
+	}
+	if len(p.Targets) > 0 {
+		return fmt.Errorf("targets and steps are exclusive")
+	}
 	names := make(map[string]bool, len(steps))
 	for _, st := range steps {
 		if st.Name == "" || names[st.Name] || st.Target == "" {

@@ -58,18 +58,18 @@ func (m *stepRoutes) render(ld *fanout.LeasedDelivery, req *upstream.Request) er
 		sr = (*m)[msg.Route]
 	}
 	if sr == nil {
-		return fmt.Errorf("step %q: route %q is not an async steps route in the config in force", del.Step, msg.Route)
+		return fmt.Errorf("step %q: route %q is not an async steps route in the config in force; restore it, then replay the message", del.Step, msg.Route)
 	}
 	if sr.err != nil {
 		return fmt.Errorf("step %q: %w", del.Step, sr.err)
 	}
 	i := sr.r.Index(del.Step)
 	if i < 0 {
-		return fmt.Errorf("step %q: route %q has no such step in the config in force", del.Step, msg.Route)
+		return fmt.Errorf("step %q: route %q has no such step in the config in force; restore it, then replay the message", del.Step, msg.Route)
 	}
 	s := sr.r.Steps[i]
 	if s.Target.Name != del.Target {
-		return fmt.Errorf("step %q: its target is now %q, not %q", del.Step, s.Target.Name, del.Target)
+		return fmt.Errorf("step %q: its target is now %q, not %q as when the message was accepted; restore the target, then replay the message", del.Step, s.Target.Name, del.Target)
 	}
 	var data map[string]any
 	if s.Templated() {

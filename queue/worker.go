@@ -285,13 +285,13 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		// (upstream.ForwardedHeader); an empty Inbound forwards them as is.
 	}
 	var res upstream.Result
-	prepare := w.d.bodies.Load().mapBody
+	var err error
 	if del.Step != "" {
-		prepare = func(_ *fanout.Message, _ *config.Target, req *upstream.Request) error {
-			return w.d.steps.Load().render(ld, req)
-		}
+		err = w.d.steps.Load().render(ld, &req)
+	} else {
+		err = w.d.bodies.Load().mapBody(msg, t, &req)
 	}
-	if err := prepare(msg, t, &req); err != nil {
+	if err != nil {
 		res = templateFailure(req, err) // not sent: its step or body template failed
 	} else {
 		res = w.d.sender.Exchange(ctx, req, w.d.opts.MaxResponseBody)

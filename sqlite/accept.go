@@ -48,13 +48,8 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 	for i := range params {
 		p := &params[i]
 		n := newMessage{msg: p.Message, targets: uniqueTargets(p.Targets), steps: p.Steps}
-		if len(n.steps) > 0 {
-			if len(n.targets) > 0 {
-				return nil, fmt.Errorf("accept: message %s: targets and steps are exclusive", n.msg.ID)
-			}
-			if err := fanout.CheckSteps(n.steps); err != nil {
-				return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
-			}
+		if err := p.CheckSteps(); err != nil {
+			return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
 		}
 		if n.msg.ID == "" {
 			n.msg.ID = fanout.NewMessageID()

@@ -94,10 +94,6 @@ func stepsTests() []test {
 		{"AcceptBlocksDependents", func(t *testing.T, b *bundle) {
 			id := b.stepsMessage(b.t0)
 			require.Equal(t, map[string]fanout.DeliveryState{
-				"auth": fanout.StateBlocked, "data": fanout.StateBlocked,
-				"audit": fanout.StateBlocked, "notify": fanout.StateBlocked,
-			}[""], b.steps(id)[""]) // no delivery without a step
-			require.Equal(t, map[string]fanout.DeliveryState{
 				"auth": fanout.StatePending, "data": fanout.StateBlocked,
 				"audit": fanout.StateBlocked, "notify": fanout.StateBlocked,
 			}, b.steps(id))
