@@ -77,6 +77,7 @@ type Gateway struct {
 	statusURL func(string) string
 	hooks     Hooks
 	tracer    trace.Tracer
+	legs      *legPool // runs the legs of sync routes
 
 	// Background work (mirror copies, durable hand-offs) runs under bgCtx
 	// and is counted in bg; bgMu makes Close's Wait safe against new work.
@@ -101,6 +102,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		statusURL: opts.StatusURL,
 		hooks:     opts.Hooks,
 		tracer:    opts.Tracer,
+		legs:      newLegPool(legWorkerIdle),
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -129,7 +131,8 @@ func (g *Gateway) Load(cfg *config.Config) error {
 }
 
 // Close waits for background work (best-effort mirror copies, hand-offs of
-// mirror copies to the queue) to finish, up to ctx. When ctx ends first, the
+// mirror copies to the queue) to finish, up to ctx, and stops the goroutines
+// that run sync legs. When ctx ends first, the
 // remaining work is canceled, awaited, and ctx's error returned. Requests
 // served after Close send no background work: mirror copies are dropped
 // (and logged). Close does not stop the HTTP server: shut that down first.
@@ -152,6 +155,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 		<-done
 	}
 	g.bgCancel()
+	g.legs.close()
 	if g.ownClient {
 		g.client.CloseIdleConnections()
 	}

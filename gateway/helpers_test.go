@@ -26,10 +26,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Idle leg workers of sync routes exit after legWorkerIdle.
-		goleak.IgnoreTopFunction("github.com/fanouthq/fanout/gateway.legWorker"),
-	)
+	goleak.VerifyTestMain(m)
 }
 
 // seen is what a test target received.

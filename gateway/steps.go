@@ -55,13 +55,6 @@ type stepRun struct {
 	value map[string]any
 }
 
-// stepCall is the rendered request of a step.
-type stepCall struct {
-	target *config.Target // the step's target with its URL, method and headers
-	header http.Header
-	body   []byte
-}
-
 // Step states of a run.
 const (
 	stepWaiting = iota

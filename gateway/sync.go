@@ -42,7 +42,7 @@ func (c *call) serveSync() {
 		var wg sync.WaitGroup
 		wg.Add(n - 1)
 		for i := range n - 1 {
-			goLeg(func() {
+			c.g.legs.run(func() {
 				defer wg.Done()
 				c.runLeg(ctx, i)
 			})

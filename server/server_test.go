@@ -27,8 +27,6 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		// Idle leg workers of sync routes exit after a short idle period.
-		goleak.IgnoreTopFunction("github.com/fanouthq/fanout/gateway.legWorker"),
 	)
 }
 
