@@ -827,6 +827,7 @@ func TestRedaction(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{admin.RedactedValue}, m.Headers["Authorization"])
 	require.Equal(t, []string{admin.RedactedValue}, m.Headers["X-Api-Key"])
+	//lint:ignore SA1008 a header the message kept under the name it arrived with (lower case)
 	require.Equal(t, []string{admin.RedactedValue}, m.Headers["x-signature"])
 	require.Equal(t, []string{admin.RedactedValue}, m.Headers["Cookie"])
 	require.Equal(t, "visible", m.Headers.Get("X-Request-Id"))
