@@ -35,7 +35,7 @@ func (s DeliveryState) Valid() bool {
 // ErrorClass says why an attempt failed.
 type ErrorClass string
 
-// The error classes of SPEC §1. An empty class means the attempt got a
+// The error classes (docs/modes.md). An empty class means the attempt got a
 // response that counted as success.
 const (
 	ClassNone     ErrorClass = ""

@@ -1,5 +1,5 @@
-// Package auth authenticates the callers of Fanout's data plane (SPEC
-// §10) and tells the gateway who they are before it reads a body:
+// Package auth authenticates the callers of Fanout's data plane
+// (docs/security.md) and tells the gateway who they are before it reads a body:
 //
 //   - API keys, each bound to a tenant, sent as "Authorization: Bearer
 //     <key>" or "X-Api-Key: <key>". Only their SHA-256 hashes are in the

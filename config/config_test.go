@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// specExample is the example of SPEC §7, with two changes that it needs to
+// specExample is the route example of the product spec's config section, with two changes that it needs to
 // be valid YAML and a complete config: the wildcard path is quoted (in a
 // flow mapping "{" and "}" are YAML syntax), and token_url, client_id are
 // real values instead of "…".

@@ -17,7 +17,7 @@ import (
 	"github.com/fanouthq/fanout/schema"
 )
 
-// This file holds the inbound security settings (SPEC §10): tenants and
+// This file holds the inbound security settings (docs/security.md): tenants and
 // their API keys, JWT validation, and the per-route auth, tenants, rate
 // limit and JSON Schema.
 

@@ -1,6 +1,6 @@
 // Package gateway is Fanout's HTTP data plane: it receives a request once,
 // matches it to a route of the config and delivers it to the route's
-// targets in the route's mode (SPEC §2, §4):
+// targets in the route's mode (docs/modes.md):
 //
 //   - all and settled send to every target concurrently, with per-target
 //     retries inside the route deadline, and answer with one JSON envelope

@@ -52,7 +52,7 @@ type Options struct {
 	Tracer trace.Tracer
 }
 
-// Hooks are optional callbacks for metrics (SPEC §9). A nil func is not
+// Hooks are optional callbacks for metrics (docs/observability.md). A nil func is not
 // called. They run on the request's goroutines and must not block.
 type Hooks struct {
 	// OnRequest is called once per inbound request, after the answer, with

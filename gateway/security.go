@@ -15,7 +15,7 @@ import (
 	"github.com/fanouthq/fanout/upstream"
 )
 
-// This file wires inbound security into the request path (SPEC §10):
+// This file wires inbound security into the request path (docs/security.md):
 // authentication and the route's tenants, then the rate limit, both before
 // the body is read; then the route's JSON Schema once it is.
 

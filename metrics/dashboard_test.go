@@ -137,7 +137,7 @@ func TestDashboardUsesOnlyRegisteredMetrics(t *testing.T) {
 		}
 	}
 
-	// And it shows every metric of SPEC §9.
+	// And it shows every metric docs/observability.md lists.
 	for _, name := range []string{
 		metrics.NameRequestsTotal, metrics.NameRequestDuration, metrics.NameAttemptsTotal,
 		metrics.NameAttemptDuration, metrics.NameDeadTotal, metrics.NameDeliveries, metrics.NameBacklogOldest,

@@ -1,4 +1,4 @@
-// Package metrics is Fanout's Prometheus instrumentation (SPEC §9).
+// Package metrics is Fanout's Prometheus instrumentation (docs/observability.md).
 //
 // It exists so that the data plane, the durable queue and the admin API
 // share one set of metric names, labels and buckets, registered on a

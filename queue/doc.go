@@ -1,6 +1,6 @@
 // Package queue is Fanout's durable delivery engine: it turns accepted
 // inbound requests into stored messages and stored messages into HTTP
-// deliveries, so that nothing accepted is ever lost (SPEC §3).
+// deliveries, so that nothing accepted is ever lost (docs/delivery.md).
 //
 // Three long-running parts share one fanout.Store:
 //

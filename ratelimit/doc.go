@@ -1,7 +1,7 @@
 // Package ratelimit limits the request rate of each caller of a route
 // with a token bucket per caller (golang.org/x/time/rate): a caller may
 // send Burst requests at once and RPS per second after that; past it the
-// gateway answers 429 with Retry-After (SPEC §10).
+// gateway answers 429 with Retry-After (docs/security.md).
 //
 // Buckets live in memory, per process: with several Fanout nodes behind a
 // load balancer each node applies the limit on its own, so a caller may

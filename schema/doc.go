@@ -1,5 +1,5 @@
 // Package schema validates request bodies against a route's JSON Schema
-// (SPEC §4): the schema is compiled once, when the config is loaded, and
+// (docs/modes.md): the schema is compiled once, when the config is loaded, and
 // every request of the route is checked against it before anything is
 // sent or stored. A body that does not match is refused with 422 and the
 // list of failing places in the body, as JSON pointers.

@@ -47,7 +47,7 @@ func (l *lockedBuffer) String() string {
 // async routes, the durable queue on a SQLite file, the admin API) with
 // secrets in the inbound headers, in the targets' config and in the
 // targets' answers, then looks for every secret in every log line, in
-// every stored attempt and in every admin API answer (SPEC §10).
+// every stored attempt and in every admin API answer (docs/security.md).
 func TestSecretsNeverLeak(t *testing.T) {
 	t.Parallel()
 	tenantKey, tenantHash := auth.NewKey()

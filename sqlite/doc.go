@@ -2,9 +2,11 @@
 // the single-node deployment that needs no database server.
 //
 // It uses the pure-Go driver modernc.org/sqlite, so the fanout binary still
-// builds with CGO_ENABLED=0. The file runs in WAL mode with
-// synchronous=FULL: a commit that returned is on disk, even across a power
-// loss. SQLite allows one writer at a time, so a Store keeps one connection
+// builds with CGO_ENABLED=0. The file runs in WAL mode; the writer commits
+// at synchronous=NORMAL and a durable write (an accept) returns only after
+// the WAL has been fdatasync'ed (walsync.go: one sync covers every commit
+// before it, and runs after the write lock is released), so a commit that
+// returned is on disk, even across a power loss. SQLite allows one writer at a time, so a Store keeps one connection
 // for every write (its transactions begin IMMEDIATE, which also serializes
 // writers in other processes on the same file) and a separate pool of
 // read-only connections that read a snapshot while the writer commits.

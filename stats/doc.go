@@ -1,5 +1,5 @@
 // Package stats keeps the recent traffic of each route and target in
-// memory and answers GET /v1/stats?window=5m (SPEC §5): per route and per
+// memory and answers GET /v1/stats?window=5m (docs/operations.md): per route and per
 // target over a sliding window of up to an hour, the number of requests
 // (or attempts), successes, failures by error class, the success rate and
 // the latency p50/p95/p99.

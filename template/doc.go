@@ -1,6 +1,6 @@
 // Package template renders the small templates of a Fanout config: the
 // path, headers and body of a steps route's steps, and the body a route
-// target is sent instead of the inbound one (SPEC §2 mode steps, §7).
+// target is sent instead of the inbound one (docs/modes.md "steps", docs/configuration.md).
 //
 // A template is Go text/template with a fixed, safe set of functions and
 // bounds on what one execution may cost, because its author writes config,

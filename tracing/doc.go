@@ -1,4 +1,4 @@
-// Package tracing is Fanout's OpenTelemetry tracing (SPEC §9): a tracer
+// Package tracing is Fanout's OpenTelemetry tracing (docs/observability.md): a tracer
 // provider that exports over OTLP/HTTP when the standard
 // OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
 // variable is set and costs nothing otherwise, W3C Trace Context

@@ -73,7 +73,7 @@ func recordedURL(t *config.Target, sent *url.URL) string {
 	return u.Redacted()
 }
 
-// applyAuth authenticates req to its target per t.Auth (SPEC §10): bearer,
+// applyAuth authenticates req to its target per t.Auth (docs/security.md): bearer,
 // basic, api_key, oauth2_client_credentials (token cached, refreshed before
 // expiry) or hmac (Standard Webhooks signature of id, timestamp and body).
 // It runs after the configured headers, so auth wins over them.

@@ -129,7 +129,7 @@ func isConnect(err error) bool {
 }
 
 // Retryable reports whether an attempt that ended with class (and, for
-// ClassStatus, status) is tried again under policy p (SPEC §3): connection
+// ClassStatus, status) is tried again under policy p (docs/delivery.md): connection
 // errors, TLS failures, timeouts and malformed responses are; a canceled
 // attempt and a request that could not be built are not; statuses follow
 // p.RetryStatus (default 408, 425, 429 and 5xx), plus every 4xx with

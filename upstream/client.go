@@ -178,7 +178,7 @@ type Result struct {
 	Err error
 	// RetryAfter is the parsed Retry-After of the response, 0 if absent.
 	RetryAfter time.Duration
-	// Retryable is true when the target's retry policy (SPEC §3) calls for
+	// Retryable is true when the target's retry policy (docs/delivery.md) calls for
 	// another attempt: connect errors, timeouts, 408, 425, 429, 5xx (or
 	// Retry.RetryStatus), other 4xx only with Retry.RetryAll4xx; a canceled
 	// attempt is not retryable.
