@@ -406,7 +406,7 @@ var pageNames = []string{"login.html", "error.html", "overview.html", "messages.
 func parsePages() map[string]*template.Template {
 	out := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t := template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name))
+		t := template.Must(template.New(name).Funcs(funcs).Option("missingkey=zero").ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name))
 		out[name] = t
 	}
 	return out
