@@ -467,7 +467,8 @@ type deadTarget struct {
 
 type deadView struct {
 	Filter      map[string]string
-	Query       string // the filters, URL-encoded
+	PreviewURL  string // the bulk replay preview of the filters
+	BackURL     string // the dead letters page of the filters
 	Targets     []deadTarget
 	TargetNames []string
 	RouteNames  []string
@@ -493,7 +494,7 @@ func deadFilter(q url.Values) (map[string]string, url.Values) {
 
 func (h *Handler) dead(w http.ResponseWriter, r *http.Request, s session) error {
 	f, vals := deadFilter(r.URL.Query())
-	v := deadView{Filter: f, Query: vals.Encode()}
+	v := deadView{Filter: f, PreviewURL: "/ui/dead/replay?" + vals.Encode(), BackURL: "/ui/dead?" + vals.Encode()}
 	v.RouteNames, v.TargetNames = h.names(s)
 	ctx, cancel := withTimeout(r)
 	defer cancel()
@@ -545,7 +546,7 @@ func (h *Handler) dead(w http.ResponseWriter, r *http.Request, s session) error 
 // maxPreview), and asks to confirm.
 func (h *Handler) previewReplay(w http.ResponseWriter, r *http.Request, s session) error {
 	f, vals := deadFilter(r.URL.Query())
-	v := deadView{Filter: f, Query: vals.Encode()}
+	v := deadView{Filter: f, PreviewURL: "/ui/dead/replay?" + vals.Encode(), BackURL: "/ui/dead?" + vals.Encode()}
 	if f["target"] == "" {
 		v.Error = "Choose a target first: a bulk replay applies to one target's dead letters."
 		h.render(w, r, &s, http.StatusBadRequest, "replay.html", "Replay dead letters", "dead", v)

@@ -259,6 +259,8 @@ func TestMessagePageDeleteAndBulkReplay(t *testing.T) {
 
 	p = br.get("/ui/dead")
 	require.Contains(t, p.body, `<a href="/ui/dead?target=crm">crm</a></th><td class="num">3</td>`)
+	p = br.get("/ui/dead?target=crm&route=signup")
+	require.Contains(t, p.body, `href="/ui/dead/replay?route=signup&amp;target=crm"`)
 	p = br.get("/ui/dead/replay?target=crm&route=signup")
 	require.Contains(t, p.body, "<strong>3</strong> dead deliveries to <strong>crm</strong>")
 	p = br.action("/ui/dead/replay", url.Values{"target": {"crm"}, "route": {"signup"}})
