@@ -85,7 +85,7 @@ func (l *lockedBuffer) String() string {
 
 // bundle is a dashboard over a real admin API on a real SQLite store.
 type bundle struct {
-	t     *testing.T
+	t     testing.TB
 	store *sqlite.Store
 	cfg   atomic.Pointer[config.Config]
 	now   atomic.Pointer[time.Time]
@@ -93,7 +93,7 @@ type bundle struct {
 	logs  *lockedBuffer
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fanout.db"), sqlite.Options{})
@@ -174,7 +174,7 @@ func (b *bundle) kill(target string) int {
 // browser is an HTTP client with a cookie jar that does not follow
 // redirects, so that tests see them.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	b      *bundle
 	client *http.Client
 	csrf   string

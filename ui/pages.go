@@ -314,7 +314,8 @@ func (h *Handler) messages(w http.ResponseWriter, r *http.Request, s session) er
 
 type deliveryRow struct {
 	admin.Delivery
-	Attempts []admin.Attempt
+	// History is the delivery's attempts, oldest first.
+	History []admin.Attempt
 }
 
 type messageView struct {
@@ -346,7 +347,7 @@ func (h *Handler) message(w http.ResponseWriter, r *http.Request, s session) err
 		byDelivery[a.DeliveryID] = append(byDelivery[a.DeliveryID], a)
 	}
 	for _, d := range md.Deliveries {
-		v.Rows = append(v.Rows, deliveryRow{Delivery: d, Attempts: byDelivery[d.ID]})
+		v.Rows = append(v.Rows, deliveryRow{Delivery: d, History: byDelivery[d.ID]})
 	}
 	v.Graph = newStepsGraph(md.Deliveries)
 	h.render(w, r, &s, http.StatusOK, "message.html", "Message "+md.ID, "messages", v)

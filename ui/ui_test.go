@@ -75,7 +75,7 @@ func TestSignInAndSecurityHeaders(t *testing.T) {
 	require.Contains(t, b.logs.String(), "ui sign-in")
 }
 
-func mustURL(t *testing.T, s string) *url.URL {
+func mustURL(t testing.TB, s string) *url.URL {
 	u, err := url.Parse(s)
 	require.NoError(t, err)
 	return u
@@ -254,6 +254,7 @@ func TestMessagePageDeleteAndBulkReplay(t *testing.T) {
 	require.Equal(t, http.StatusOK, p.status)
 	require.Contains(t, p.body, "{\n  &#34;n&#34;: 1\n}", "pretty JSON body")
 	require.Contains(t, p.body, "down for maintenance")
+	require.Contains(t, p.body, "1 attempt · last status 503 · status</p>")
 	require.Contains(t, p.body, "status 503")
 	require.Contains(t, p.body, `data-target="crm" data-state="dead"`)
 

@@ -7,7 +7,15 @@
   if (!el || !el.dataset.statsUrl) return;
   var url = el.dataset.statsUrl;
   var windowSeconds = { "5m": 300, "15m": 900, "1h": 3600 }[el.dataset.window] || 300;
-  var history = {}; // chart key -> [per-second rates]
+  var history = {}; // chart key -> [per-second rates between refreshes]
+  var last = {};    // chart key -> {count, at} of the previous refresh
+  var loadedAt = Date.now();
+  // initial is the count the server rendered with the page.
+  function initial(key, field) {
+    var cell = document.querySelector('[data-stat="' + CSS.escape(key + "." + field) + '"]');
+    var n = cell ? Number(cell.textContent) : NaN;
+    return isNaN(n) ? null : { count: n, at: loadedAt };
+  }
   var maxPoints = 60;
   var svgNS = "http://www.w3.org/2000/svg";
 
@@ -46,9 +54,15 @@
       cell.textContent = "0";
     }
   }
-  function draw(key, rate, what) {
+  // draw adds the rate since the previous refresh (the count's growth
+  // over the time between the two) to key's chart and redraws it.
+  function draw(key, count, what, prev) {
     var svg = document.querySelector('svg[data-chart="' + CSS.escape(key) + '"]');
     if (!svg) return;
+    var now = Date.now();
+    last[key] = { count: count, at: now };
+    if (!prev || now <= prev.at) return;
+    var rate = Math.max(0, count - prev.count) / ((now - prev.at) / 1000);
     var pts = history[key] || (history[key] = []);
     pts.push(rate);
     if (pts.length > maxPoints) pts.shift();
@@ -67,6 +81,10 @@
       return x.toFixed(1) + "," + y.toFixed(1);
     }).join(" "));
     svg.appendChild(line);
+    var lastX = w, lastY = h - 2 - (pts[pts.length - 1] / top) * (h - 12);
+    var dot = document.createElementNS(svgNS, "circle");
+    dot.setAttribute("cx", String(lastX - 2)); dot.setAttribute("cy", lastY.toFixed(1)); dot.setAttribute("r", "2");
+    svg.appendChild(dot);
     var label = document.createElementNS(svgNS, "text");
     label.setAttribute("x", "2"); label.setAttribute("y", "9");
     label.textContent = "max " + top.toFixed(2) + "/s";
@@ -76,15 +94,17 @@
   function apply(rep) {
     Object.keys(rep.routes || {}).forEach(function (name) {
       var r = rep.routes[name], k = "routes." + name;
+      var prev = last[k] || initial(k, "requests");
       set(k + ".requests", String(r.requests));
       set(k + ".rate", (r.requests / windowSeconds).toFixed(2));
       set(k + ".success_rate", pct(r.success_rate));
       set(k + ".latency", lat(r.latency_ms));
       set(k + ".failures", failures(r.failures));
-      draw(k, r.requests / windowSeconds, "Requests per second of " + name);
+      draw(k, r.requests, "Requests per second of " + name, prev);
     });
     Object.keys(rep.targets || {}).forEach(function (name) {
       var t = rep.targets[name], k = "targets." + name;
+      var prev = last[k] || initial(k, "attempts");
       set(k + ".attempts", String(t.attempts));
       set(k + ".success_rate", pct(t.success_rate));
       set(k + ".latency", lat(t.latency_ms));
@@ -92,7 +112,7 @@
       set(k + ".backlog", String(t.backlog));
       set(k + ".oldest", age(t.oldest_pending_seconds));
       setDead(name, t.dead);
-      draw(k, t.attempts / windowSeconds, "Attempts per second of " + name);
+      draw(k, t.attempts, "Attempts per second of " + name, prev);
     });
   }
   var busy = false;

@@ -130,6 +130,9 @@ test("the admin signs in; the overview shows every route and its numbers change 
   await until("five dead deliveries to crm", async () => (await deadTo("crm")).length === 5);
   await until("the overview to show them", async () =>
     (await page.locator('[data-stat="targets.crm.dead"]').textContent()).trim() === "5");
+  // The charts plot the rate between refreshes.
+  await page.locator('svg[data-chart="routes.lookup"] polyline').waitFor({ state: "attached" });
+  assert.match(await page.locator('svg[data-chart="routes.lookup"]').getAttribute("aria-label"), /Requests per second of lookup: [0-9.]+ per second now/);
   await shot(page, "03-overview-after-traffic.png");
   await page.context().close();
 });
