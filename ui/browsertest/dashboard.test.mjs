@@ -133,7 +133,17 @@ test("the admin signs in; the overview shows every route and its numbers change 
   // The charts plot the rate between refreshes.
   await page.locator('svg[data-chart="routes.lookup"] polyline').waitFor({ state: "attached" });
   assert.match(await page.locator('svg[data-chart="routes.lookup"]').getAttribute("aria-label"), /Requests per second of lookup: [0-9.]+ per second now/);
+  // Two more bursts, a refresh apart, give the charts a shape.
+  const updates = async () => Number(await page.locator("#refresh").getAttribute("data-updates"));
+  for (const n of [3, 8]) {
+    const seen = await updates();
+    for (let i = 0; i < n; i++) await send("/lookup", { q: i });
+    await until("the next refresh", async () => (await updates()) > seen + 1);
+  }
+  assert.match(await page.locator('svg[data-chart="routes.lookup"]').getAttribute("aria-label"), /over the last [3-9] refreshes/);
   await shot(page, "03-overview-after-traffic.png");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await shot(page, "03b-overview-dark.png");
   await page.context().close();
 });
 
