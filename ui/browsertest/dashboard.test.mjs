@@ -280,3 +280,22 @@ test("a tenant's token sees only its tenant's messages and cannot replay another
   assert.equal(after.json.deliveries[0].state, "dead", "beta's message untouched");
   await page.context().close();
 });
+
+test("the keyboard alone signs in and reaches the content; focus is visible", async () => {
+  const page = await newPage();
+  await page.goto(UI + "login");
+  // The token field has focus on arrival.
+  await page.keyboard.type(T.admin);
+  await page.keyboard.press("Enter");
+  await page.waitForURL(UI);
+  await page.keyboard.press("Tab");
+  const skip = await page.evaluate(() => ({
+    text: document.activeElement.textContent,
+    outline: getComputedStyle(document.activeElement).outlineStyle,
+  }));
+  assert.equal(skip.text, "Skip to content");
+  assert.equal(skip.outline, "solid");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "main");
+  await page.context().close();
+});
