@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/fanouthq/fanout/config"
 	"github.com/fanouthq/fanout/gateway"
 	"github.com/fanouthq/fanout/queue"
+	"github.com/fanouthq/fanout/ui"
 	"github.com/fanouthq/fanout/upstream"
 )
 
@@ -53,6 +55,7 @@ type Server struct {
 	obs        *observability
 
 	dataSrv, adminSrv *http.Server
+	dashboard         *ui.Handler
 	dataLn, adminLn   net.Listener
 	ready             atomic.Bool
 
@@ -191,17 +194,27 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	}
 	s.goBackground(func() { s.serve(s.dataSrv, s.dataLn, "data") })
 	if s.adminLn != nil {
+		api := admin.New(admin.Options{
+			Store:   s.store,
+			Config:  s.cfg.Load,
+			Token:   cfg.Admin.Token,
+			Ready:   s.ready.Load,
+			Notify:  s.dispatcher.Notify,
+			Pprof:   cfg.Admin.Pprof,
+			Logger:  logger,
+			Metrics: s.obs.metricsHandler(),
+			Stats:   s.obs.statsHandler(s.store),
+		})
+		// The dashboard (package ui) at /ui/, over the same API.
+		s.dashboard = ui.New(ui.Options{API: api, Config: s.cfg.Load, Logger: logger})
+		dashboard := s.dashboard
 		s.adminSrv = &http.Server{
-			Handler: admin.New(admin.Options{
-				Store:   s.store,
-				Config:  s.cfg.Load,
-				Token:   cfg.Admin.Token,
-				Ready:   s.ready.Load,
-				Notify:  s.dispatcher.Notify,
-				Pprof:   cfg.Admin.Pprof,
-				Logger:  logger,
-				Metrics: s.obs.metricsHandler(),
-				Stats:   s.obs.statsHandler(s.store),
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/") {
+					dashboard.ServeHTTP(w, r)
+					return
+				}
+				api.ServeHTTP(w, r)
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -377,6 +390,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("admin: %w", err))
 			_ = s.adminSrv.Close()
 		}
+		s.dashboard.Close()
 	}
 	s.bgStop()
 	s.bg.Wait()
