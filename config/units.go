@@ -91,11 +91,13 @@ func parseDecimal(s string) (float64, bool) {
 }
 
 // String formats d like time.Duration without its trailing zero units
-// ("1h30m", "2h", "250ms"), or in days when it is a whole number of days
-// ("7d"). ParseDuration reads it back.
+// ("1h30m", "24h", "250ms"), or in days when it is a whole number of two
+// days or more ("7d"). ParseDuration reads it back. It is the one form in
+// which Fanout shows a duration to people: logs, the admin API, the CLI
+// and the docs.
 func (d Duration) String() string {
 	const day = 24 * time.Hour
-	if td := time.Duration(d); td > 0 && td%day == 0 {
+	if td := time.Duration(d); td >= 2*day && td%day == 0 {
 		return strconv.FormatInt(int64(td/day), 10) + "d"
 	}
 	s := time.Duration(d).String()
