@@ -240,3 +240,22 @@ func (rt *RouteTarget) UnmarshalYAML(n *yaml.Node) error {
 		return errors.New("route target: must be a target name or a mapping {name, optional}")
 	}
 }
+
+// UnmarshalYAML decodes a secret list from a string (one secret) or a list
+// of strings, for code that decodes config types with yaml.v3 directly.
+func (l *SecretList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*l = SecretList{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		var s []string
+		if err := n.Decode(&s); err != nil {
+			return fmt.Errorf("secret list: %w", err)
+		}
+		*l = s
+		return nil
+	default:
+		return errors.New("secret list: must be a string or a list of strings")
+	}
+}

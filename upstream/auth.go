@@ -106,15 +106,24 @@ func (c *Client) applyAuth(ctx context.Context, req *http.Request, r *Request) e
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	case a.HMAC != nil:
-		key, err := c.hmacKey(a.HMAC.StandardWebhooksSecret)
-		if err != nil {
-			return err
-		}
 		id := r.MessageID
 		ts := time.Now().Unix()
+		// One signature per secret, space separated (Standard Webhooks):
+		// a receiver rotating its secret accepts either.
+		sigs := make([]string, 0, len(a.HMAC.StandardWebhooksSecret))
+		for _, secret := range a.HMAC.StandardWebhooksSecret {
+			key, err := c.hmacKey(secret)
+			if err != nil {
+				return err
+			}
+			sigs = append(sigs, SignStandardWebhook(key, id, ts, r.Body))
+		}
+		if len(sigs) == 0 {
+			return fmt.Errorf("%w: %w: no hmac secret", errBuild, errAuth)
+		}
 		req.Header.Set(HeaderWebhookID, id)
 		req.Header.Set(HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
-		req.Header.Set(HeaderWebhookSignature, SignStandardWebhook(key, id, ts, r.Body))
+		req.Header.Set(HeaderWebhookSignature, strings.Join(sigs, " "))
 	}
 	return nil
 }
