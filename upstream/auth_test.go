@@ -244,3 +244,61 @@ func TestOAuth2ExpiryAndClientAuthStyle(t *testing.T) {
 	require.True(t, res.Retryable)
 	require.Zero(t, res.Status, "the target was not called")
 }
+
+// TestOAuth2ForcedRefreshOnce counts the requests to a real token endpoint:
+// a 401 from the target makes exactly one new token fetch and one resend
+// per attempt (never a loop), and many attempts refused at once share that
+// one fetch.
+func TestOAuth2ForcedRefreshOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ts := newTokenServer(t)
+	var refuse atomic.Bool
+	var hits atomic.Int32
+	tg, _ := newTarget(t, "t", "/", func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if refuse.Load() || !ts.valid(r.Header.Get("Authorization")) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, r.Header.Get("Authorization"))
+	})
+	tg.Auth = &config.Auth{OAuth2ClientCredentials: &config.OAuth2ClientCredentials{TokenURL: ts.srv.URL, ClientID: "cid", ClientSecret: "s&cret"}}
+	ctx := context.Background()
+
+	// A target that refuses every token: one refresh, one resend, then the
+	// 401 is the attempt's answer.
+	refuse.Store(true)
+	res := b.client.Exchange(ctx, upstream.Request{Target: tg}, 0)
+	require.Equal(t, http.StatusUnauthorized, res.Status, "%v", res.Err)
+	require.EqualValues(t, 2, hits.Load(), "the first send and one resend")
+	require.EqualValues(t, 2, ts.fetches.Load(), "the first token and one forced refresh")
+	res = b.client.Exchange(ctx, upstream.Request{Target: tg}, 0)
+	require.Equal(t, http.StatusUnauthorized, res.Status)
+	require.EqualValues(t, 4, hits.Load())
+	require.EqualValues(t, 3, ts.fetches.Load(), "the refused token was dropped; one more refresh, not a loop")
+
+	// The target accepts the current token: no fetch.
+	refuse.Store(false)
+	res = b.client.Exchange(ctx, upstream.Request{Target: tg}, 100)
+	require.NoError(t, res.Err)
+	require.Equal(t, "Bearer tok3", string(res.Body))
+	require.EqualValues(t, 3, ts.fetches.Load())
+
+	// The endpoint revokes it; concurrent attempts all get a 401 for it
+	// and share one refresh.
+	ts.mu.Lock()
+	ts.current = "revoked"
+	ts.mu.Unlock()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			res := b.client.Exchange(ctx, upstream.Request{Target: tg}, 100)
+			if res.Err != nil || string(res.Body) != "Bearer tok4" {
+				t.Errorf("got %q, %v; want the refreshed token", res.Body, res.Err)
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 4, ts.fetches.Load(), "one refresh for every attempt refused with the revoked token")
+}
