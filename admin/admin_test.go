@@ -304,7 +304,7 @@ func TestTargets(t *testing.T) {
 	crm := targets[1]
 	require.Equal(t, "https://svc:xxxxx@crm.example.com/api/contacts", crm.URL)
 	require.Equal(t, map[string]string{"X-Crm-Key": admin.RedactedValue}, crm.Headers)
-	require.Equal(t, admin.Retry{Initial: "1s", Max: "10m0s", MaxAttempts: 10, MaxAge: "24h0m0s", SyncMaxAttempts: 3, RetryStatus: []int{429, 503}}, crm.Retry)
+	require.Equal(t, admin.Retry{Initial: "1s", Max: "10m", MaxAttempts: 10, MaxAge: "24h", SyncMaxAttempts: 3, RetryStatus: []int{429, 503}}, crm.Retry)
 	require.Equal(t, []string{"X-Signature"}, crm.Redact)
 
 	res, body := b.do(http.MethodGet, "/v1/targets", testToken, "")

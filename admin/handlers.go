@@ -84,11 +84,13 @@ func routeView(rt *config.Route) Route {
 	return v
 }
 
+// durationString shows d as the config writes it ("30s", "24h", "7d"),
+// empty when unset.
 func durationString(d config.Duration) string {
 	if d == 0 {
 		return ""
 	}
-	return d.D().String()
+	return d.String()
 }
 
 func (s *Server) listTargets(w http.ResponseWriter, r *http.Request) error {

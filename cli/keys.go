@@ -17,7 +17,8 @@ const keysUsage = `usage:
 A key is printed once: hand it to the client (or keep it in a secret
 manager). The config stores only its SHA-256, so a leaked config leaks no
 key. With --admin the key is a tenant admin token (admin_token_sha256).
-`
+
+` + exitCodes
 
 func runKeys(_ context.Context, args []string, env Env) error {
 	if len(args) == 0 {
@@ -31,24 +32,28 @@ func runKeys(_ context.Context, args []string, env Env) error {
 		return runKeysHash(args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, keysUsage)
-		return nil
+		return errHelp
 	}
 	fmt.Fprintf(env.Stderr, "fanout keys: unknown command %q\n\n%s", args[0], keysUsage)
 	return exitError{2}
 }
 
 func runKeysNew(args []string, env Env) error {
-	fs := newFlagSet("keys new", env)
+	fs := newFlagSet("keys new", `usage: fanout keys new [--tenant T] [--name N] [--admin]
+
+Makes an API key (or with --admin a tenant admin token), prints it once and
+prints the config entry that holds its SHA-256.
+
+`+exitCodes, env)
 	tenant := fs.String("tenant", "default", "the tenant the key belongs to")
 	name := fs.String("name", "", "the key's name, shown in logs (default key-<first hash digits>)")
 	admin := fs.Bool("admin", false, "make a tenant admin token instead of an API key")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		fmt.Fprint(env.Stderr, keysUsage)
-		return exitError{2}
+		return fs.usageError()
 	}
 	if !auth.ValidTenant(*tenant) {
 		return fmt.Errorf("--tenant %q: use 1 to 64 letters, digits, '_', '-' and '.'", *tenant)
@@ -74,10 +79,17 @@ func runKeysNew(args []string, env Env) error {
 }
 
 func runKeysHash(args []string, env Env) error {
-	if len(args) > 0 {
-		// A key on the command line would be seen in ps and shell history.
-		fmt.Fprintln(env.Stderr, "usage: fanout keys hash < keyfile   (the key is read from standard input, not from arguments)")
-		return exitError{2}
+	fs := newFlagSet("keys hash", `usage: fanout keys hash < keyfile
+
+Prints the SHA-256 of the key read from standard input (the first line),
+for the config's sha256 or admin_token_sha256. The key is not taken as an
+argument: it would be seen in ps and in the shell's history.
+
+`+exitCodes, env)
+	if pos, err := fs.parse(args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return fs.usageError()
 	}
 	line, err := bufio.NewReader(io.LimitReader(env.Stdin, auth.MaxCredentialLen+2)).ReadString('\n')
 	if err != nil && err != io.EOF {

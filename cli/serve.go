@@ -19,13 +19,21 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("serve", env)
+	fs := newFlagSet("serve", `usage: fanout serve [--config FILE] [--listen ADDR] [--admin-listen ADDR] [--log-level LEVEL]
+
+Runs the gateway until SIGINT or SIGTERM, then shuts down within the
+config's shutdown_timeout; SIGHUP or a change to the file reloads the
+config. Without a config file it runs the demo and prints curl lines to try.
+
+`+exitCodes, env)
 	cfgPath := fs.String("config", env.Getenv("FANOUT_CONFIG"), "config file (default $FANOUT_CONFIG; none: the demo)")
 	listen := fs.String("listen", "", "override the data-plane listen address")
 	adminListen := fs.String("admin-listen", "", "override the admin listen address")
 	logLevel := fs.String("log-level", "", "override the log level (debug, info, warn, error)")
-	if _, err := parseFlags(fs, args); err != nil {
+	if pos, err := fs.parse(args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fs.usageError()
 	}
 
 	var (
@@ -83,7 +91,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 			}
 		}
 	}
-	logger.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout.D()))
+	logger.Info("shutting down", slog.String("timeout", cfg.ShutdownTimeout.String()))
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout.D())
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -127,11 +135,19 @@ func dialable(addr string) string {
 }
 
 func runValidate(args []string, env Env) error {
-	fs := newFlagSet("validate", env)
+	fs := newFlagSet("validate", `usage: fanout validate [--config FILE | FILE]
+
+Checks a config file and prints every mistake as file:line:col: field:
+message. Exit codes: 0 the file is valid, 1 it is not (or cannot be read),
+2 bad usage.
+`, env)
 	cfgPath := fs.String("config", env.Getenv("FANOUT_CONFIG"), "config file (default $FANOUT_CONFIG, else fanout.yaml)")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
+	}
+	if len(pos) > 1 {
+		return fs.usageError()
 	}
 	path := *cfgPath
 	if len(pos) == 1 {
@@ -150,10 +166,16 @@ func runValidate(args []string, env Env) error {
 }
 
 func runMigrate(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("migrate", env)
+	fs := newFlagSet("migrate", `usage: fanout migrate [--config FILE]
+
+Applies the store's migrations and exits (serve applies them too).
+
+`+exitCodes, env)
 	cfgPath := fs.String("config", env.Getenv("FANOUT_CONFIG"), "config file (default $FANOUT_CONFIG, else fanout.yaml)")
-	if _, err := parseFlags(fs, args); err != nil {
+	if pos, err := fs.parse(args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fs.usageError()
 	}
 	path := *cfgPath
 	if path == "" {
@@ -177,11 +199,18 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 }
 
 func runEcho(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("echo", env)
+	fs := newFlagSet("echo", `usage: fanout echo [--listen ADDR] [--name NAME]
+
+Runs an echo target until SIGINT or SIGTERM: it answers 200 with a JSON
+description of each request; a path ending in /status/NNN answers NNN.
+
+`+exitCodes, env)
 	listen := fs.String("listen", "127.0.0.1:18081", "address to listen on")
 	name := fs.String("name", "echo", "name reported in answers")
-	if _, err := parseFlags(fs, args); err != nil {
+	if pos, err := fs.parse(args); err != nil {
 		return err
+	} else if len(pos) > 0 {
+		return fs.usageError()
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -322,9 +322,16 @@ type OAuth2ClientCredentials struct {
 // (webhook-id, webhook-timestamp and webhook-signature headers).
 type HMACAuth struct {
 	// StandardWebhooksSecret is the base64 signing secret, with or without
-	// its "whsec_" prefix. Required.
-	StandardWebhooksSecret string `yaml:"standard_webhooks_secret"`
+	// its "whsec_" prefix, or a list of them while a receiver rotates its
+	// secret: each request then carries one signature per secret in
+	// webhook-signature, space separated, and a receiver that knows any of
+	// them accepts it. Required.
+	StandardWebhooksSecret SecretList `yaml:"standard_webhooks_secret"`
 }
+
+// SecretList is one secret or several, written as a string or as a list
+// of strings.
+type SecretList []string
 
 // Duration is a time.Duration written as "250ms", "5s", "1h30m" or "7d"
 // (see ParseDuration).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 )
 
 // specExample is the route example of the product spec's config section, with two changes that it needs to
@@ -552,4 +553,25 @@ func TestMatchPattern(t *testing.T) {
 		require.Equal(t, tc.wildcards, tc.m.Wildcards())
 	}
 	require.Nil(t, Match{Path: "relative"}.Wildcards())
+}
+
+func TestParseStandardWebhooksSecretOneOrMany(t *testing.T) {
+	t.Parallel()
+	env := func(k string) (string, bool) { return map[string]string{"OLD": "whsec_AAAA", "NEW": "BBBB"}[k], true }
+	for yaml, want := range map[string]SecretList{
+		`"${OLD}"`:                 {"whsec_AAAA"},
+		`["${OLD}"]`:               {"whsec_AAAA"},
+		"[\"${NEW}\", \"${OLD}\"]": {"BBBB", "whsec_AAAA"},
+	} {
+		cfg, err := Parse("fanout.yaml", []byte("targets:\n  hooks:\n    url: https://h.example.com/in\n    auth: {hmac: {standard_webhooks_secret: "+yaml+"}}\n"), env)
+		require.NoError(t, err, yaml)
+		require.Equal(t, want, cfg.Targets["hooks"].Auth.HMAC.StandardWebhooksSecret, yaml)
+	}
+
+	// yaml.v3 decodes both forms too.
+	var h HMACAuth
+	require.NoError(t, yaml.Unmarshal([]byte("standard_webhooks_secret: [a, b]"), &h))
+	require.Equal(t, SecretList{"a", "b"}, h.StandardWebhooksSecret)
+	require.NoError(t, yaml.Unmarshal([]byte("standard_webhooks_secret: c"), &h))
+	require.Equal(t, SecretList{"c"}, h.StandardWebhooksSecret)
 }

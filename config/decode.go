@@ -37,6 +37,7 @@ var (
 	durationType    = reflect.TypeFor[Duration]()
 	sizeType        = reflect.TypeFor[Size]()
 	routeTargetType = reflect.TypeFor[RouteTarget]()
+	secretListType  = reflect.TypeFor[SecretList]()
 	storeType       = reflect.TypeFor[Store]()
 )
 
@@ -118,6 +119,19 @@ func (d *decoder) value(n *yaml.Node, p fieldPath, v reflect.Value) {
 			v.SetInt(int64(size))
 		}
 		return
+	case secretListType:
+		switch n.Kind {
+		case yaml.ScalarNode:
+			if s, ok := d.scalar(n, p, "a secret or a list of secrets"); ok {
+				v.Set(reflect.ValueOf(SecretList{s}))
+			}
+			return
+		case yaml.SequenceNode:
+			// Decoded as a list of strings below.
+		default:
+			d.fail(n, p, "must be a secret or a list of secrets, not %s", describe(n))
+			return
+		}
 	case routeTargetType:
 		switch n.Kind {
 		case yaml.ScalarNode:

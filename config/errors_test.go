@@ -143,6 +143,12 @@ func TestParseErrorsTargets(t *testing.T) {
 		{"oauth2 client_secret", crm(`auth: {oauth2_client_credentials: {token_url: "https://a/t", client_id: c}}`), "4:12: targets.crm.auth.oauth2_client_credentials.client_secret", "is required"},
 		{"oauth2 scope", crm(`auth: {oauth2_client_credentials: {token_url: "https://a/t", client_id: c, client_secret: s, scopes: ["a b"]}}`), "4:107: targets.crm.auth.oauth2_client_credentials.scopes[0]", `"a b" is not a valid OAuth 2.0 scope`},
 		{"hmac secret", crm(`auth: {hmac: {standard_webhooks_secret: "whsec_!!!"}}`), "4:45: targets.crm.auth.hmac.standard_webhooks_secret", "must be base64"},
+		{"hmac secret list", crm(`auth: {hmac: {standard_webhooks_secret: [whsec_AAAA, "!!!"]}}`), "4:58: targets.crm.auth.hmac.standard_webhooks_secret[1]", "must be base64"},
+		{"hmac secret list of one", crm(`auth: {hmac: {standard_webhooks_secret: ["!!!"]}}`), "4:19: targets.crm.auth.hmac.standard_webhooks_secret", "must be base64"},
+		{"hmac secret list empty", crm(`auth: {hmac: {standard_webhooks_secret: []}}`), "4:19: targets.crm.auth.hmac.standard_webhooks_secret", "is required"},
+		{"hmac secret twice", crm(`auth: {hmac: {standard_webhooks_secret: [whsec_AAAA, AAAA]}}`), "4:58: targets.crm.auth.hmac.standard_webhooks_secret[1]", "is the same secret as [0]"},
+		{"hmac secret mapping", crm(`auth: {hmac: {standard_webhooks_secret: {a: b}}}`), "4:45: targets.crm.auth.hmac.standard_webhooks_secret", "must be a secret or a list of secrets, not a mapping"},
+		{"hmac secret list item", crm(`auth: {hmac: {standard_webhooks_secret: [whsec_AAAA, [x]]}}`), "4:58: targets.crm.auth.hmac.standard_webhooks_secret[1]", "must be a string, not a list"},
 	})
 }
 

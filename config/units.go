@@ -91,11 +91,13 @@ func parseDecimal(s string) (float64, bool) {
 }
 
 // String formats d like time.Duration without its trailing zero units
-// ("1h30m", "2h", "250ms"), or in days when it is a whole number of days
-// ("7d"). ParseDuration reads it back.
+// ("1h30m", "24h", "250ms"), or in days when it is a whole number of two
+// days or more ("7d"). ParseDuration reads it back. It is the one form in
+// which Fanout shows a duration to people: logs, the admin API, the CLI
+// and the docs.
 func (d Duration) String() string {
 	const day = 24 * time.Hour
-	if td := time.Duration(d); td > 0 && td%day == 0 {
+	if td := time.Duration(d); td >= 2*day && td%day == 0 {
 		return strconv.FormatInt(int64(td/day), 10) + "d"
 	}
 	s := time.Duration(d).String()
@@ -236,5 +238,24 @@ func (rt *RouteTarget) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	default:
 		return errors.New("route target: must be a target name or a mapping {name, optional}")
+	}
+}
+
+// UnmarshalYAML decodes a secret list from a string (one secret) or a list
+// of strings, for code that decodes config types with yaml.v3 directly.
+func (l *SecretList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*l = SecretList{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		var s []string
+		if err := n.Decode(&s); err != nil {
+			return fmt.Errorf("secret list: %w", err)
+		}
+		*l = s
+		return nil
+	default:
+		return errors.New("secret list: must be a string or a list of strings")
 	}
 }

@@ -74,6 +74,8 @@ func TestDurationString(t *testing.T) {
 		1500 * time.Millisecond:  "1.5s",
 		-5 * time.Second:         "-5s",
 		24*time.Hour + time.Hour: "25h",
+		24 * time.Hour:           "24h",
+		48 * time.Hour:           "2d",
 	} {
 		require.Equal(t, want, Duration(d).String())
 		if d >= 0 {

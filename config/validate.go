@@ -279,11 +279,30 @@ func (v *validator) auth(p fieldPath, a *Auth) {
 	if a.HMAC != nil {
 		set = append(set, "hmac")
 		hp := p.key("hmac").key("standard_webhooks_secret")
-		secret := strings.TrimPrefix(a.HMAC.StandardWebhooksSecret, "whsec_")
-		if secret == "" {
+		secrets := a.HMAC.StandardWebhooksSecret
+		if len(secrets) == 0 {
 			v.add(hp, "is required")
-		} else if b, err := base64.StdEncoding.DecodeString(secret); err != nil || len(b) == 0 {
-			v.add(hp, "must be base64, optionally prefixed with \"whsec_\" (a Standard Webhooks secret)")
+		}
+		seen := map[string]int{}
+		for i, s := range secrets {
+			sp := hp.index(i)
+			if len(secrets) == 1 {
+				sp = hp // written as one string, or a list of one
+			}
+			key := strings.TrimPrefix(s, "whsec_")
+			b, err := base64.StdEncoding.DecodeString(key)
+			switch {
+			case key == "":
+				v.add(sp, "is required")
+			case err != nil || len(b) == 0:
+				v.add(sp, "must be base64, optionally prefixed with \"whsec_\" (a Standard Webhooks secret)")
+			default:
+				if j, dup := seen[string(b)]; dup {
+					v.add(sp, "is the same secret as [%d]", j)
+				} else {
+					seen[string(b)] = i
+				}
+			}
 		}
 	}
 	switch len(set) {

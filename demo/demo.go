@@ -91,11 +91,16 @@ type Targets struct {
 	wg      sync.WaitGroup
 }
 
-// StartTargets starts the two echo targets, "a" and "b", on free loopback
-// ports.
+// targetNames are the demo's targets, each an echo server that reports
+// its own name.
+var targetNames = []string{"a", "b", "flaky", "authapi", "userdata"}
+
+// StartTargets starts the demo's echo targets on free loopback ports: "a"
+// and "b", "flaky" (which the config sends to /status/503), "authapi"
+// (its /token) and "userdata".
 func StartTargets(logger *slog.Logger) (*Targets, error) {
 	t := &Targets{URLs: map[string]string{}}
-	for _, name := range []string{"a", "b"} {
+	for _, name := range targetNames {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			_ = t.Close(context.Background())
@@ -125,9 +130,9 @@ func (t *Targets) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Config returns the demo configuration: targets a and b (and "flaky", which
-// is b answering 503; "authapi", a's /token; "userdata", b) and one route
-// per mode, storing messages in dbPath.
+// Config returns the demo configuration: targets a and b, flaky (always
+// 503), authapi (a token endpoint) and userdata, and one route per mode,
+// storing messages in dbPath.
 func Config(t *Targets, dbPath, adminToken string) (*config.Config, error) {
 	yaml := fmt.Sprintf(`
 admin: {token: %q}
@@ -161,7 +166,7 @@ routes:
     steps:
       - {name: auth, target: authapi, body: '{"username": {{ json .request.body.user }}}'}
       - {name: data, target: userdata, after: [auth], headers: {Authorization: "Bearer {{ .steps.auth.body.token }}"}}
-`, adminToken, dbPath, t.URLs["a"]+"/a", t.URLs["b"]+"/b", t.URLs["b"]+"/flaky/status/503", t.URLs["a"]+"/auth/token", t.URLs["b"]+"/users")
+`, adminToken, dbPath, t.URLs["a"]+"/a", t.URLs["b"]+"/b", t.URLs["flaky"]+"/flaky/status/503", t.URLs["authapi"]+"/auth/token", t.URLs["userdata"]+"/users")
 	cfg, err := config.Parse("demo.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		return nil, fmt.Errorf("demo config: %w", err)
@@ -173,16 +178,16 @@ routes:
 // Instructions returns the curl lines that exercise each demo route.
 func Instructions(dataURL, adminURL, adminToken string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Fanout demo: two echo targets (a, b) and one route per mode.\n\n")
+	fmt.Fprintf(&b, "Fanout demo: echo targets (a, b; flaky always answers 503; authapi and userdata for steps) and one route per mode.\n\n")
 	line := func(comment, cmd string) { fmt.Fprintf(&b, "  # %s\n  %s\n\n", comment, cmd) }
 	body := `-H 'Content-Type: application/json' -d '{"user":"ada"}'`
 	line("all: both targets must succeed; 200 + every result", fmt.Sprintf("curl -s %s %s/all", body, dataURL))
 	line("settled: every outcome, even the failing one (flaky answers 503)", fmt.Sprintf("curl -s %s %s/settled", body, dataURL))
 	line("race: the first success, proxied as is", fmt.Sprintf("curl -s %s %s/race", body, dataURL))
 	line("mirror: a's response; b gets a durable copy", fmt.Sprintf("curl -s %s %s/mirror", body, dataURL))
-	line("steps: get a token from the auth API (a), then send the data to b with it; b's response", fmt.Sprintf("curl -s %s %s/signup", body, dataURL))
-	line("steps, async: 202 once stored; auth, then data with the token, run by the durable queue", fmt.Sprintf("curl -s %s %s/signup-async", body, dataURL))
-	line("async: 202 once stored; delivered to a and b with retries", fmt.Sprintf("curl -s %s -H 'Idempotency-Key: demo-1' %s/async", body, dataURL))
-	line("follow the async messages and their steps (or a status_url printed above)", fmt.Sprintf("curl -s -H 'Authorization: Bearer %s' %s/v1/messages", adminToken, adminURL))
+	line("steps: get a token from authapi, then send the data to userdata with it; userdata's response", fmt.Sprintf("curl -s %s %s/signup", body, dataURL))
+	line("steps, async: 202 once stored, with the message's status_url; auth, then data with the token, run by the durable queue", fmt.Sprintf("curl -s %s %s/signup-async", body, dataURL))
+	line("async: 202 once stored, with its status_url; delivered to a and b with retries (again: 200, the same id, Idempotent-Replayed: true)", fmt.Sprintf("curl -s -i %s -H 'Idempotency-Key: demo-1' %s/async", body, dataURL))
+	line("list the async messages and their steps (to follow one, curl the status_url of its 202 with this header)", fmt.Sprintf("curl -s -H 'Authorization: Bearer %s' %s/v1/messages", adminToken, adminURL))
 	return b.String()
 }

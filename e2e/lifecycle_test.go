@@ -168,21 +168,66 @@ func TestDemo(t *testing.T) {
 
 	want := []*regexp.Regexp{
 		regexp.MustCompile(`"mode":"all".*"a":\{"ok":true`),
-		regexp.MustCompile(`"flaky":\{"ok":false`),
+		regexp.MustCompile(`"flaky":\{"ok":false,"status":503`),
 		regexp.MustCompile(`"target":"(a|b)"`),
 		regexp.MustCompile(`"target":"a"`),
-		regexp.MustCompile(`"authorization":"Bearer t-ada".*"target":"b"`),
+		regexp.MustCompile(`"authorization":"Bearer t-ada".*"target":"userdata"`),
 		regexp.MustCompile(`"status_url":"http://`),
-		regexp.MustCompile(`"status_url":"http://`),
+		regexp.MustCompile(`(?s)^HTTP/1.1 202 .*"status_url":"http://`),
 		regexp.MustCompile(`"messages":\[.*"step":"data","after":\["auth"\]`),
 	}
-	for i, line := range lines {
+	run := func(line string) string {
+		t.Helper()
 		out, err := exec.Command("sh", "-c", line).CombinedOutput()
 		require.NoError(t, err, "%s\n%s", line, out)
-		require.Regexp(t, want[i], string(out), line)
+		return string(out)
 	}
+	outs := make([]string, len(lines))
+	for i, line := range lines {
+		outs[i] = run(line)
+		require.Regexp(t, want[i], outs[i], line)
+	}
+
+	// Every result's echo body names the target it came from, as the
+	// demo's words say (flaky is not b).
+	for _, out := range outs[:2] {
+		var env struct {
+			Results map[string]struct {
+				Body struct {
+					Target string `json:"target"`
+				} `json:"body"`
+			} `json:"results"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &env), out)
+		require.NotEmpty(t, env.Results)
+		for name, r := range env.Results {
+			require.Equal(t, name, r.Body.Target, "the body of %s's result", name)
+		}
+	}
+
+	// The async line again: the same id, 200 and Idempotent-Replayed, as
+	// its comment says.
+	idOf := func(out string) string {
+		m := regexp.MustCompile(`"id":"(msg_\w+)"`).FindStringSubmatch(out)
+		require.NotNil(t, m, out)
+		return m[1]
+	}
+	again := run(lines[6])
+	require.Regexp(t, `(?s)^HTTP/1.1 200 .*Idempotent-Replayed: true`, again)
+	require.Equal(t, idOf(outs[6]), idOf(again))
+
+	// The last line's header opens the status_url of an async answer.
+	statusURL := regexp.MustCompile(`"status_url":"([^"]+)"`).FindStringSubmatch(outs[5])[1]
+	auth := regexp.MustCompile(`-H '(Authorization: Bearer [^']+)'`).FindStringSubmatch(lines[7])
+	require.NotNil(t, auth, lines[7])
+	status := run(fmt.Sprintf("curl -s -H '%s' %s", auth[1], statusURL))
+	require.Contains(t, status, `"id":"`+idOf(outs[5])+`"`)
+	require.Contains(t, status, `"route":"signup-async"`)
+
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "demo exit status; logs:\n%s", logs.String())
+	// Durations are logged as the config writes them.
+	require.Contains(t, logs.String(), `"msg":"shutting down","timeout":"30s"`)
 }
 
 type devNull struct{}

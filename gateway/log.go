@@ -167,13 +167,13 @@ func describe(ctx context.Context, rt *route, t *config.Target, class fanout.Err
 		return "the target answered " + strconv.Itoa(status) + " " + http.StatusText(status)
 	case fanout.ClassTimeout:
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return "route deadline of " + rt.deadline.String() + " exceeded"
+			return "route deadline of " + config.Duration(rt.deadline).String() + " exceeded"
 		}
 		timeout := t.Timeout.D()
 		if timeout <= 0 {
 			timeout = upstream.DefaultTimeout
 		}
-		return "no response within " + timeout.String()
+		return "no response within " + config.Duration(timeout).String()
 	case fanout.ClassCanceled:
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, errFailFast):

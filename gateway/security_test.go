@@ -388,7 +388,7 @@ func TestOutboundAuthEndToEnd(t *testing.T) {
 
 	whKey := []byte("0123456789abcdef0123456789abcdef")
 	hooks := newTarget(t, "hooks", nil)
-	hooks.cfg.Auth = &config.Auth{HMAC: &config.HMACAuth{StandardWebhooksSecret: "whsec_" + base64.StdEncoding.EncodeToString(whKey)}}
+	hooks.cfg.Auth = &config.Auth{HMAC: &config.HMACAuth{StandardWebhooksSecret: config.SecretList{"whsec_" + base64.StdEncoding.EncodeToString(whKey)}}}
 
 	query := newTarget(t, "query", func(w http.ResponseWriter, r *http.Request, n int) {
 		if r.URL.Query().Get("api_key") != "qk" || r.URL.Query().Get("v") != "1" {

@@ -5,16 +5,18 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/fanouthq/fanout/config"
 )
@@ -100,21 +102,30 @@ func (c *Client) applyAuth(ctx context.Context, req *http.Request, r *Request) e
 		}
 		req.Header.Set(h, a.APIKey.Value)
 	case a.OAuth2ClientCredentials != nil:
-		tok, err := c.oauthToken(a.OAuth2ClientCredentials).get(ctx, c)
+		tok, err := c.oauthToken(a.OAuth2ClientCredentials).get(ctx)
 		if err != nil {
 			return err
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	case a.HMAC != nil:
-		key, err := c.hmacKey(a.HMAC.StandardWebhooksSecret)
-		if err != nil {
-			return err
-		}
 		id := r.MessageID
 		ts := time.Now().Unix()
+		// One signature per secret, space separated (Standard Webhooks):
+		// a receiver rotating its secret accepts either.
+		sigs := make([]string, 0, len(a.HMAC.StandardWebhooksSecret))
+		for _, secret := range a.HMAC.StandardWebhooksSecret {
+			key, err := c.hmacKey(secret)
+			if err != nil {
+				return err
+			}
+			sigs = append(sigs, SignStandardWebhook(key, id, ts, r.Body))
+		}
+		if len(sigs) == 0 {
+			return fmt.Errorf("%w: %w: no hmac secret", errBuild, errAuth)
+		}
 		req.Header.Set(HeaderWebhookID, id)
 		req.Header.Set(HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
-		req.Header.Set(HeaderWebhookSignature, SignStandardWebhook(key, id, ts, r.Body))
+		req.Header.Set(HeaderWebhookSignature, strings.Join(sigs, " "))
 	}
 	return nil
 }
@@ -154,54 +165,73 @@ func (c *Client) oauthToken(cc *config.OAuth2ClientCredentials) *tokenCache {
 	if v, ok := c.tokens.Load(key); ok {
 		return v.(*tokenCache)
 	}
-	cp := *cc
-	cp.Scopes = append([]string(nil), cc.Scopes...)
-	v, _ := c.tokens.LoadOrStore(key, &tokenCache{cfg: &cp})
+	v, _ := c.tokens.LoadOrStore(key, &tokenCache{
+		conf: &clientcredentials.Config{
+			ClientID:     cc.ClientID,
+			ClientSecret: cc.ClientSecret,
+			TokenURL:     cc.TokenURL,
+			Scopes:       slices.Clone(cc.Scopes),
+			// AuthStyleAutoDetect: HTTP basic first, then form fields
+			// if the endpoint refuses it; the style that worked is kept.
+		},
+		// Token requests go through the client's transport and are not
+		// redirected, like the attempts they serve.
+		hc: &http.Client{
+			Transport:     c.transport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	})
 	return v.(*tokenCache)
 }
 
 // oauthKey identifies a client-credentials config by its values.
 type oauthKey struct{ tokenURL, clientID, secret, scopes string }
 
-// Client authentication styles at a token endpoint (RFC 6749 §2.3.1).
-const (
-	styleUnknown = iota
-	styleHeader  // HTTP basic
-	styleParams  // client_id and client_secret in the form
-)
-
 // tokenRefreshMargin is how long before its expiry a token is replaced.
 const tokenRefreshMargin = 30 * time.Second
 
 // tokenCache holds the current token of one client-credentials config.
+// golang.org/x/oauth2/clientcredentials speaks the protocol (the request,
+// the client authentication style, the error and expires_in fields); the
+// cache is ours because oauth2.ReuseTokenSource can neither drop a token
+// that a target refused (the one forced refresh on a 401) nor bound a
+// fetch by the deadline of the attempt that needs it (a TokenSource keeps
+// the context it was made with).
 type tokenCache struct {
-	cfg *config.OAuth2ClientCredentials
+	conf *clientcredentials.Config
+	hc   *http.Client
 
-	mu     sync.RWMutex
-	token  string
-	expiry time.Time // zero: until a 401 says otherwise
-	style  int
+	mu  sync.RWMutex
+	tok *oauth2.Token // nil: none yet, or refused by a target
 }
 
 // get returns a valid token, fetching one (once, for all waiting callers)
 // when there is none or it expires within the refresh margin.
-func (tc *tokenCache) get(ctx context.Context, c *Client) (string, error) {
+func (tc *tokenCache) get(ctx context.Context) (string, error) {
 	tc.mu.RLock()
-	tok, fresh := tc.token, tc.validLocked()
+	tok := tc.tok
 	tc.mu.RUnlock()
-	if fresh {
-		return tok, nil
+	if usable(tok) {
+		return tok.AccessToken, nil
 	}
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	if tc.validLocked() { // another caller fetched it meanwhile
-		return tc.token, nil
+	if usable(tc.tok) { // another caller fetched it meanwhile
+		return tc.tok.AccessToken, nil
 	}
-	return tc.fetchLocked(ctx, c)
+	tok, err := tc.conf.Token(context.WithValue(ctx, oauth2.HTTPClient, tc.hc))
+	if err != nil {
+		return "", tokenErr(ctx, err)
+	}
+	tc.tok = tok
+	return tok.AccessToken, nil
 }
 
-func (tc *tokenCache) validLocked() bool {
-	return tc.token != "" && (tc.expiry.IsZero() || time.Now().Add(tokenRefreshMargin).Before(tc.expiry))
+// usable reports whether tok is there and does not expire within the
+// refresh margin (a token without expires_in lasts until a 401).
+func usable(tok *oauth2.Token) bool {
+	return tok != nil && tok.AccessToken != "" &&
+		(tok.Expiry.IsZero() || time.Now().Add(tokenRefreshMargin).Before(tok.Expiry))
 }
 
 // invalidate forgets tok if it is still the current token (a target
@@ -209,35 +239,19 @@ func (tc *tokenCache) validLocked() bool {
 func (tc *tokenCache) invalidate(tok string) {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	if tc.token == tok {
-		tc.token, tc.expiry = "", time.Time{}
+	if tc.tok != nil && tc.tok.AccessToken == tok {
+		tc.tok = nil
 	}
 }
 
-func (tc *tokenCache) fetchLocked(ctx context.Context, c *Client) (string, error) {
-	styles := []int{tc.style}
-	if tc.style == styleUnknown {
-		styles = []int{styleHeader, styleParams}
+// tokenErr words a failed token fetch: the endpoint's refusal with its
+// status and OAuth error code, or why there was no answer.
+func tokenErr(ctx context.Context, err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil {
+		return fmt.Errorf("%w: %w", errAuth, &tokenError{status: re.Response.StatusCode, code: re.ErrorCode})
 	}
-	var err error
-	for _, style := range styles {
-		var tok string
-		var expiresIn time.Duration
-		tok, expiresIn, err = tc.request(ctx, c, style)
-		if err == nil {
-			tc.token, tc.style = tok, style
-			tc.expiry = time.Time{}
-			if expiresIn > 0 {
-				tc.expiry = time.Now().Add(expiresIn)
-			}
-			return tok, nil
-		}
-		var te *tokenError
-		if !errors.As(err, &te) || (te.status != http.StatusBadRequest && te.status != http.StatusUnauthorized) {
-			break // only a refused client authentication is worth the other style
-		}
-	}
-	return "", err
+	return fmt.Errorf("%w: oauth2 token: %w", errAuth, withContextErr(ctx, err))
 }
 
 // tokenError is a token endpoint's refusal.
@@ -252,51 +266,4 @@ func (e *tokenError) Error() string {
 		s += " (" + e.code + ")"
 	}
 	return s
-}
-
-// request asks the token endpoint for a token with the given client
-// authentication style.
-func (tc *tokenCache) request(ctx context.Context, c *Client, style int) (string, time.Duration, error) {
-	cc := tc.cfg
-	form := url.Values{"grant_type": {"client_credentials"}}
-	if len(cc.Scopes) > 0 {
-		form.Set("scope", strings.Join(cc.Scopes, " "))
-	}
-	if style == styleParams {
-		form.Set("client_id", cc.ClientID)
-		form.Set("client_secret", cc.ClientSecret)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cc.TokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", 0, fmt.Errorf("%w: %w: token_url: %w", errBuild, errAuth, err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if style == styleHeader {
-		req.SetBasicAuth(url.QueryEscape(cc.ClientID), url.QueryEscape(cc.ClientSecret))
-	}
-	resp, err := c.transport.RoundTrip(req)
-	if err != nil {
-		return "", 0, fmt.Errorf("%w: oauth2 token: %w", errAuth, withContextErr(ctx, err))
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", 0, fmt.Errorf("%w: oauth2 token: %w", errAuth, withContextErr(ctx, err))
-	}
-	var tr struct {
-		AccessToken string          `json:"access_token"`
-		ExpiresIn   json.RawMessage `json:"expires_in"`
-		Error       string          `json:"error"`
-	}
-	_ = json.Unmarshal(body, &tr)
-	if !IsSuccess(resp.StatusCode) {
-		return "", 0, fmt.Errorf("%w: %w", errAuth, &tokenError{status: resp.StatusCode, code: tr.Error})
-	}
-	if tr.AccessToken == "" {
-		return "", 0, fmt.Errorf("%w: the oauth2 token endpoint answered no access_token", errAuth)
-	}
-	// expires_in is a number, but some servers send it as a string.
-	secs, _ := strconv.ParseInt(strings.Trim(string(tr.ExpiresIn), `"`), 10, 64)
-	return tr.AccessToken, time.Duration(secs) * time.Second, nil
 }

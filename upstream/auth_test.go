@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fanouthq/fanout"
@@ -59,7 +61,7 @@ func TestHMACAuth(t *testing.T) {
 	h, seen := recorder(200, "", "")
 	tg, _ := newTarget(t, "t", "/", h)
 	key := []byte("0123456789abcdef0123456789abcdef")
-	tg.Auth = &config.Auth{HMAC: &config.HMACAuth{StandardWebhooksSecret: "whsec_" + base64.StdEncoding.EncodeToString(key)}}
+	tg.Auth = &config.Auth{HMAC: &config.HMACAuth{StandardWebhooksSecret: config.SecretList{"whsec_" + base64.StdEncoding.EncodeToString(key)}}}
 	body := []byte(`{"a":1}`)
 	res := b.client.Exchange(context.Background(), upstream.Request{Target: tg, Body: body, MessageID: "msg_1"}, 0)
 	require.NoError(t, res.Err)
@@ -70,11 +72,52 @@ func TestHMACAuth(t *testing.T) {
 	require.InDelta(t, time.Now().Unix(), ts, 5)
 	require.Equal(t, upstream.SignStandardWebhook(key, "msg_1", ts, body), got.Get("Webhook-Signature"))
 
-	tg.Auth.HMAC.StandardWebhooksSecret = "whsec_not base64!"
+	tg.Auth.HMAC.StandardWebhooksSecret = config.SecretList{"whsec_not base64!"}
 	res = b.client.Exchange(context.Background(), upstream.Request{Target: tg, Body: body, MessageID: "msg_1"}, 0)
 	require.Error(t, res.Err)
 	require.Equal(t, fanout.ClassOther, res.Class)
 	require.False(t, res.Retryable, "a bad secret does not heal by retrying")
+}
+
+// TestHMACAuthRotation signs with two secrets, as while a receiver
+// rotates: the reference Standard Webhooks verifier accepts the request
+// with either secret alone, and refuses a third.
+func TestHMACAuthRotation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	h, seen := recorder(200, "", "")
+	tg, _ := newTarget(t, "t", "/", h)
+	oldSecret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("the old secret, 32 bytes long..."))
+	newSecret := base64.StdEncoding.EncodeToString([]byte("the new one, without its prefix")) // whsec_ is optional
+	tg.Auth = &config.Auth{HMAC: &config.HMACAuth{StandardWebhooksSecret: config.SecretList{oldSecret, newSecret}}}
+	body := []byte(`{"event":"signup"}`)
+	res := b.client.Exchange(context.Background(), upstream.Request{Target: tg, Body: body, MessageID: "msg_rot"}, 0)
+	require.NoError(t, res.Err)
+	got := (<-seen).Header
+
+	sigs := strings.Split(got.Get("Webhook-Signature"), " ")
+	require.Len(t, sigs, 2, "one signature per secret, space separated")
+	for _, sig := range sigs {
+		require.True(t, strings.HasPrefix(sig, "v1,"), sig)
+	}
+	for _, secret := range []string{oldSecret, newSecret} {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		require.NoError(t, err)
+		require.NoError(t, wh.Verify(body, got), "a receiver that knows only %.10s… accepts the request", secret)
+		require.ErrorIs(t, wh.Verify([]byte(`{"event":"forged"}`), got), standardwebhooks.ErrNoMatchingSignature)
+	}
+	other, err := standardwebhooks.NewWebhook("whsec_" + base64.StdEncoding.EncodeToString([]byte("a secret nobody configured")))
+	require.NoError(t, err)
+	require.ErrorIs(t, other.Verify(body, got), standardwebhooks.ErrNoMatchingSignature)
+
+	// Each entry is the signature under one secret, in the configured order.
+	ts, err := strconv.ParseInt(got.Get("Webhook-Timestamp"), 10, 64)
+	require.NoError(t, err)
+	for i, secret := range []string{oldSecret, newSecret} {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+		require.NoError(t, err)
+		require.Equal(t, upstream.SignStandardWebhook(key, "msg_rot", ts, body), sigs[i])
+	}
 }
 
 // tokenServer is an OAuth 2.0 token endpoint for tests.
@@ -200,4 +243,62 @@ func TestOAuth2ExpiryAndClientAuthStyle(t *testing.T) {
 	require.Equal(t, fanout.ClassOther, res.Class)
 	require.True(t, res.Retryable)
 	require.Zero(t, res.Status, "the target was not called")
+}
+
+// TestOAuth2ForcedRefreshOnce counts the requests to a real token endpoint:
+// a 401 from the target makes exactly one new token fetch and one resend
+// per attempt (never a loop), and many attempts refused at once share that
+// one fetch.
+func TestOAuth2ForcedRefreshOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ts := newTokenServer(t)
+	var refuse atomic.Bool
+	var hits atomic.Int32
+	tg, _ := newTarget(t, "t", "/", func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if refuse.Load() || !ts.valid(r.Header.Get("Authorization")) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, r.Header.Get("Authorization"))
+	})
+	tg.Auth = &config.Auth{OAuth2ClientCredentials: &config.OAuth2ClientCredentials{TokenURL: ts.srv.URL, ClientID: "cid", ClientSecret: "s&cret"}}
+	ctx := context.Background()
+
+	// A target that refuses every token: one refresh, one resend, then the
+	// 401 is the attempt's answer.
+	refuse.Store(true)
+	res := b.client.Exchange(ctx, upstream.Request{Target: tg}, 0)
+	require.Equal(t, http.StatusUnauthorized, res.Status, "%v", res.Err)
+	require.EqualValues(t, 2, hits.Load(), "the first send and one resend")
+	require.EqualValues(t, 2, ts.fetches.Load(), "the first token and one forced refresh")
+	res = b.client.Exchange(ctx, upstream.Request{Target: tg}, 0)
+	require.Equal(t, http.StatusUnauthorized, res.Status)
+	require.EqualValues(t, 4, hits.Load())
+	require.EqualValues(t, 3, ts.fetches.Load(), "the refused token was dropped; one more refresh, not a loop")
+
+	// The target accepts the current token: no fetch.
+	refuse.Store(false)
+	res = b.client.Exchange(ctx, upstream.Request{Target: tg}, 100)
+	require.NoError(t, res.Err)
+	require.Equal(t, "Bearer tok3", string(res.Body))
+	require.EqualValues(t, 3, ts.fetches.Load())
+
+	// The endpoint revokes it; concurrent attempts all get a 401 for it
+	// and share one refresh.
+	ts.mu.Lock()
+	ts.current = "revoked"
+	ts.mu.Unlock()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			res := b.client.Exchange(ctx, upstream.Request{Target: tg}, 100)
+			if res.Err != nil || string(res.Body) != "Bearer tok4" {
+				t.Errorf("got %q, %v; want the refreshed token", res.Body, res.Err)
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 4, ts.fetches.Load(), "one refresh for every attempt refused with the revoked token")
 }
