@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/fanouthq/fanout/apierror"
 )
@@ -47,10 +48,35 @@ func readBody(w http.ResponseWriter, r *http.Request, rt *route) ([]byte, *apier
 			return nil, bodyError(err, rt)
 		}
 	}
-	if rt.json && !json.Valid(body) {
-		return nil, invalidJSON(body)
+	if rt.json {
+		if e := checkJSON(body); e != nil {
+			return nil, e
+		}
 	}
 	return body, nil
+}
+
+// checkJSON returns nil when body is JSON as RFC 8259 defines it, UTF-8
+// included (encoding/json alone lets invalid UTF-8 inside strings
+// through), and otherwise an invalid_json error with the byte offset.
+func checkJSON(body []byte) *apierror.Error {
+	if !json.Valid(body) {
+		return invalidJSON(body)
+	}
+	if utf8.Valid(body) {
+		return nil
+	}
+	off := 0
+	for off < len(body) {
+		r, n := utf8.DecodeRune(body[off:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		off += n
+	}
+	return apierror.New(http.StatusBadRequest, "invalid_json",
+		"the request body is not valid JSON: it is not UTF-8 (RFC 8259)").
+		WithDetails(map[string]any{"offset": int64(off) + 1}) // as json.SyntaxError counts
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -73,7 +99,7 @@ func bodyError(err error, rt *route) *apierror.Error {
 func invalidJSON(body []byte) *apierror.Error {
 	var raw json.RawMessage
 	err := json.Unmarshal(body, &raw)
-	details := map[string]any{"offset": 0}
+	details := map[string]any{"offset": int64(0)}
 	msg := "the request body is not valid JSON"
 	var se *json.SyntaxError
 	switch {
