@@ -123,6 +123,11 @@ func TestParseSpecExample(t *testing.T) {
 			r.MaxBody = 1 << 20
 		}
 		r.MaxResponseBody = 64 << 10
+		// body_timeout: the deadline, 30s for async.
+		r.BodyTimeout = r.Deadline
+		if r.Mode == ModeAsync {
+			r.BodyTimeout = Duration(30 * time.Second)
+		}
 		return &r
 	}
 	want.Routes = []*Route{

@@ -435,6 +435,10 @@ func (v *validator) route(p fieldPath, r *Route) {
 		v.add(p.key("content_type"), "must be \"json\" or left out, not %q", r.ContentType)
 	}
 	v.positive(p.key("deadline"), r.Deadline)
+	// 0 in a Route built in code means the default (see the field).
+	if bt := p.key("body_timeout"); r.BodyTimeout < 0 || v.inFile(bt) {
+		v.positive(bt, r.BodyTimeout)
+	}
 	if r.MaxBody <= 0 {
 		v.add(p.key("max_body"), "must be greater than 0, not %s", r.MaxBody)
 	}
