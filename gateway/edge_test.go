@@ -177,3 +177,100 @@ func TestJSONBodyMustBeUTF8(t *testing.T) {
 	resp = b.post(t, "/sync", `{"user":"adà 🎉"}`)
 	require.Equal(t, http.StatusOK, resp.Status, "%s", resp.Body)
 }
+
+// headYAML has a GET route of every mode.
+const headYAML = `
+targets:
+  a: {url: "A/in"}
+  b: {url: "B/in"}
+routes:
+  - {name: all, match: {method: GET, path: /all}, mode: all, targets: [a, b]}
+  - {name: settled, match: {method: GET, path: /settled}, mode: settled, targets: [a, b]}
+  - {name: race, match: {method: GET, path: /race}, mode: race, targets: [a]}
+  - {name: mirror, match: {method: GET, path: /mirror}, mode: mirror, primary: a, targets: [a, b], durable: false}
+  - {name: async, match: {method: GET, path: /async}, mode: async, targets: [a]}
+  - name: steps
+    match: {method: GET, path: /steps}
+    mode: steps
+    steps:
+      - {name: first, target: a}
+      - {name: second, target: b, after: [first], headers: {X-First: "{{ .steps.first.body.target }}"}}
+    respond: second
+  - {name: post, match: {path: /post}, mode: all, targets: [a]}
+`
+
+// TestHeadServedLikeGet: HEAD on a route of GET is answered as GET is,
+// without a body (RFC 9110 §9.3.2); the targets are asked HEAD, but the
+// steps of a steps route run as GET since later steps need the responses.
+func TestHeadServedLikeGet(t *testing.T) {
+	t.Parallel()
+	a, b := newTarget(t, "a", nil), newTarget(t, "b", nil)
+	cfg := parseConfig(t, headYAML, map[string]string{"A/in": a.cfg.URL, "B/in": b.cfg.URL})
+	gw := setup(t, cfg)
+	do := func(method, path string) *response {
+		req, err := http.NewRequest(method, gw.srv.URL+path, nil)
+		require.NoError(t, err)
+		return gw.do(t, req)
+	}
+	drain := func(tg *target) (methods []string) {
+		for {
+			select {
+			case s := <-tg.reqs:
+				methods = append(methods, s.Method)
+			default:
+				return methods
+			}
+		}
+	}
+	for _, tc := range []struct {
+		path string
+		// asked is the method the targets get for a HEAD.
+		asked string
+		// sameLength: the answer's Content-Length is that of the GET
+		// (a proxied answer, or one that does not embed the targets').
+		sameLength bool
+	}{
+		{"/all", http.MethodHead, false},
+		{"/settled", http.MethodHead, false},
+		{"/race", http.MethodHead, true},
+		{"/mirror", http.MethodHead, true},
+		{"/async", http.MethodHead, true},
+		{"/steps", http.MethodGet, true},
+	} {
+		get := do(http.MethodGet, tc.path)
+		require.Less(t, get.Status, 300, "GET %s: %s", tc.path, get.Body)
+		if tc.path != "/async" { // stored, not delivered, by the fake queue
+			eventually(t, func() bool { return len(a.reqs) > 0 && (tc.path != "/mirror" || len(b.reqs) > 0) }, "GET "+tc.path+" reached the targets")
+		}
+		drain(a)
+		drain(b)
+
+		head := do(http.MethodHead, tc.path)
+		require.Equal(t, get.Status, head.Status, "HEAD %s", tc.path)
+		require.Empty(t, head.Body, "HEAD %s", tc.path)
+		require.Equal(t, get.Header.Get("Content-Type"), head.Header.Get("Content-Type"), "HEAD %s", tc.path)
+		require.NotEmpty(t, head.Header.Get("Fanout-Message-Id"), "HEAD %s", tc.path)
+		if tc.sameLength {
+			require.Equal(t, get.Header.Get("Content-Length"), head.Header.Get("Content-Length"), "HEAD %s", tc.path)
+		} else {
+			require.Empty(t, head.Header.Get("Content-Length"), "HEAD %s: the length of an envelope of HEAD answers is not a GET's", tc.path)
+		}
+		if tc.path == "/async" {
+			calls := gw.enq.calls()
+			require.Equal(t, http.MethodHead, calls[len(calls)-1].Message.Method, "stored as HEAD")
+			continue
+		}
+		eventually(t, func() bool { return len(a.reqs) > 0 && (tc.path != "/mirror" || len(b.reqs) > 0) }, "HEAD "+tc.path+" reached the targets")
+		for _, m := range append(drain(a), drain(b)...) {
+			require.Equal(t, tc.asked, m, "HEAD %s", tc.path)
+		}
+	}
+
+	// 405 lists HEAD with GET, and HEAD is refused where GET is.
+	resp := do(http.MethodDelete, "/all")
+	require.Equal(t, http.StatusMethodNotAllowed, resp.Status)
+	require.Equal(t, "GET, HEAD", resp.Header.Get("Allow"))
+	resp = do(http.MethodHead, "/post")
+	require.Equal(t, http.StatusMethodNotAllowed, resp.Status)
+	require.Equal(t, "POST", resp.Header.Get("Allow"))
+}
