@@ -60,6 +60,8 @@ type Config struct {
 	// pos is where each value was in the file, by field path, so that
 	// Validate can name lines and columns. Nil for a Config built in code.
 	pos positions
+	// src is the file, so that warnings can point inside a value.
+	src []byte
 }
 
 // Admin is the control-plane listener.

@@ -158,7 +158,7 @@ func TestParseSpecExample(t *testing.T) {
 		}),
 	}
 
-	got.pos = nil
+	got.pos, got.src = nil, nil
 	require.Equal(t, want, got)
 	require.Same(t, got.Routes[1], got.Route("profile"))
 	require.Nil(t, got.Route("nope"))
@@ -202,7 +202,7 @@ func TestParseEmptyFileIsTheDefault(t *testing.T) {
 		require.NoError(t, err, "%q", data)
 		want := Default()
 		want.File = "empty.yaml"
-		got.pos = nil
+		got.pos, got.src = nil, nil
 		require.Equal(t, want, got, "%q", data)
 	}
 }

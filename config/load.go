@@ -54,6 +54,7 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool)) 
 		return nil, d.errs.err() // validating a partial decode would be noise
 	}
 	cfg.pos = d.pos // normalize leaves values written in the file alone
+	cfg.src = data
 	cfg.normalize()
 
 	errs := append(d.errs, cfg.validate(d.failed)...)
