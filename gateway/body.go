@@ -23,13 +23,14 @@ const codeBodyTimeout = "body_timeout"
 // connection's read deadline (docs/configuration.md, body_timeout): a
 // client that trickles its body cannot hold a connection. A request
 // without a body is left alone, and so is a ResponseWriter that cannot
-// set deadlines (none of net/http's).
+// set deadlines (a test's recorder; net/http's HTTP/1 and HTTP/2 ones
+// can).
 func (c *call) bodyDeadline(d time.Duration) {
 	r := c.r
-	if c.deadline || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+	if c.readDeadline || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return
 	}
-	c.deadline = http.NewResponseController(c.w).SetReadDeadline(c.start.Add(d)) == nil
+	c.readDeadline = http.NewResponseController(c.w).SetReadDeadline(c.start.Add(d)) == nil
 }
 
 // readBody reads the body into c.body. Once it is read, the read deadline
@@ -49,7 +50,7 @@ func (c *call) readBody() *apierror.Error {
 		}
 		return aerr
 	}
-	if c.deadline {
+	if c.readDeadline {
 		_ = http.NewResponseController(c.w).SetReadDeadline(time.Time{})
 	}
 	c.body = body

@@ -206,10 +206,10 @@ type call struct {
 	inbound upstream.Inbound
 	status  int
 	aborted bool // a proxied body failed midway
-	// deadline is set while the connection has the body's read deadline;
-	// cut when the body missed it (the request's context is canceled
-	// then, but the 408 is sent).
-	deadline, cut bool
+	// readDeadline is set while the connection has the body's read
+	// deadline; cut when the body missed it (net/http cancels the
+	// request's context then, but the 408 is sent).
+	readDeadline, cut bool
 	// names and outcomes feed the log line's per-target summary.
 	names    []string
 	outcomes []outcome
