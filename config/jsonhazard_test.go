@@ -61,3 +61,23 @@ routes:
 	require.NoError(t, err)
 	require.Empty(t, cfg.Warnings())
 }
+
+func TestBodyTimeoutDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("fanout.yaml", []byte(`targets: {crm: {url: "http://crm.test/in"}}
+routes:
+  - {name: sync, match: {path: /sync}, mode: all, deadline: 3s, targets: [crm]}
+  - {name: queued, match: {path: /queued}, mode: async, targets: [crm]}
+  - {name: set, match: {path: /set}, mode: race, body_timeout: 250ms, targets: [crm]}
+`), nil)
+	require.NoError(t, err)
+	require.Equal(t, Duration(3e9), cfg.Route("sync").BodyTimeout, "a sync route's deadline")
+	require.Equal(t, Duration(30e9), cfg.Route("queued").BodyTimeout, "30s for async")
+	require.Equal(t, Duration(250e6), cfg.Route("set").BodyTimeout)
+
+	_, err = Parse("fanout.yaml", []byte(`targets: {crm: {url: "http://crm.test/in"}}
+routes:
+  - {name: zero, match: {path: /zero}, mode: all, body_timeout: 0s, targets: [crm]}
+`), nil)
+	require.EqualError(t, err, "fanout.yaml:3:65: routes[0].body_timeout: must be greater than 0, not 0s")
+}
