@@ -161,7 +161,16 @@ message. Exit codes: 0 the file is valid, 1 it is not (or cannot be read),
 		fmt.Fprintln(env.Stderr, err)
 		return exitError{1}
 	}
-	fmt.Fprintf(env.Stdout, "%s: ok (%d routes, %d targets)\n", path, len(cfg.Routes), len(cfg.Targets))
+	// Warnings do not fail validation: the config is valid and loads.
+	warnings := cfg.Warnings()
+	for _, w := range warnings {
+		fmt.Fprintln(env.Stderr, w)
+	}
+	fmt.Fprintf(env.Stdout, "%s: ok (%d routes, %d targets", path, len(cfg.Routes), len(cfg.Targets))
+	if len(warnings) > 0 {
+		fmt.Fprintf(env.Stdout, ", %d warnings", len(warnings))
+	}
+	fmt.Fprintln(env.Stdout, ")")
 	return nil
 }
 

@@ -60,6 +60,8 @@ type Config struct {
 	// pos is where each value was in the file, by field path, so that
 	// Validate can name lines and columns. Nil for a Config built in code.
 	pos positions
+	// src is the file, so that warnings can point inside a value.
+	src []byte
 }
 
 // Admin is the control-plane listener.
@@ -188,6 +190,11 @@ type Route struct {
 	ContentType string `yaml:"content_type"`
 	// MaxBody is the largest accepted body. Default 1MiB; must be > 0.
 	MaxBody Size `yaml:"max_body"`
+	// BodyTimeout bounds the time a client has to send the whole request
+	// body, from when Fanout starts reading it; a body still arriving then
+	// is answered 408 and its connection closed. Default: the route's
+	// Deadline, or 30s with mode async; must be > 0.
+	BodyTimeout Duration `yaml:"body_timeout"`
 	// MaxResponseBody is how much of each target's response body the sync
 	// envelope embeds before marking it truncated. Default 64KiB.
 	MaxResponseBody Size `yaml:"max_response_body"`

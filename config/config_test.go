@@ -124,6 +124,11 @@ func TestParseSpecExample(t *testing.T) {
 			r.MaxBody = 1 << 20
 		}
 		r.MaxResponseBody = 64 << 10
+		// body_timeout: the deadline, 30s for async.
+		r.BodyTimeout = r.Deadline
+		if r.Mode == ModeAsync {
+			r.BodyTimeout = Duration(30 * time.Second)
+		}
 		return &r
 	}
 	want.Routes = []*Route{
@@ -154,7 +159,7 @@ func TestParseSpecExample(t *testing.T) {
 		}),
 	}
 
-	got.pos = nil
+	got.pos, got.src = nil, nil
 	require.Equal(t, want, got)
 	require.Same(t, got.Routes[1], got.Route("profile"))
 	require.Nil(t, got.Route("nope"))
@@ -198,7 +203,7 @@ func TestParseEmptyFileIsTheDefault(t *testing.T) {
 		require.NoError(t, err, "%q", data)
 		want := Default()
 		want.File = "empty.yaml"
-		got.pos = nil
+		got.pos, got.src = nil, nil
 		require.Equal(t, want, got, "%q", data)
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,19 +24,20 @@ const (
 
 // Per-target and per-route defaults, as documented on the fields.
 const (
-	defaultTimeout         = Duration(10 * time.Second)
-	defaultRetryInitial    = Duration(time.Second)
-	defaultRetryMax        = Duration(time.Hour)
-	defaultMaxAttempts     = 10
-	defaultRetryMaxAge     = Duration(24 * time.Hour)
-	defaultSyncMaxAttempts = 3
-	defaultMaxInFlight     = 64
-	defaultDeadline        = Duration(30 * time.Second)
-	defaultMaxBody         = Size(1 << 20)
-	defaultMaxResponseBody = Size(64 << 10)
-	defaultSamplePercent   = 100.0
-	defaultMethod          = "POST"
-	defaultAPIKeyHeader    = "X-Api-Key"
+	defaultTimeout          = Duration(10 * time.Second)
+	defaultRetryInitial     = Duration(time.Second)
+	defaultRetryMax         = Duration(time.Hour)
+	defaultMaxAttempts      = 10
+	defaultRetryMaxAge      = Duration(24 * time.Hour)
+	defaultSyncMaxAttempts  = 3
+	defaultMaxInFlight      = 64
+	defaultDeadline         = Duration(30 * time.Second)
+	defaultMaxBody          = Size(1 << 20)
+	defaultAsyncBodyTimeout = Duration(30 * time.Second)
+	defaultMaxResponseBody  = Size(64 << 10)
+	defaultSamplePercent    = 100.0
+	defaultMethod           = "POST"
+	defaultAPIKeyHeader     = "X-Api-Key"
 )
 
 // AdminOff is the value of admin.listen that disables the admin listener.
@@ -86,6 +88,15 @@ func (r *Route) setDefaults() {
 	r.Match.Method = defaultMethod
 }
 
+// defaultBodyTimeout is the body_timeout of a route that sets none: its
+// deadline, or 30s with mode async (whose deadline bounds the store).
+func (r *Route) defaultBodyTimeout() Duration {
+	if r.Mode == ModeAsync || r.Mode == ModeSteps && r.Async {
+		return defaultAsyncBodyTimeout
+	}
+	return r.Deadline
+}
+
 // An API key's default header is set by normalize: it applies only when
 // no query parameter is set either.
 
@@ -122,9 +133,13 @@ func (c *Config) normalize() {
 		c.Delivery.LeaseTimeout = 2 * slowest
 	}
 
-	for _, r := range c.Routes {
+	for i, r := range c.Routes {
 		if r == nil {
 			continue
+		}
+		// An explicit body_timeout: 0 is kept, for validate to refuse.
+		if _, set := c.pos[fieldPath{"routes", "[" + strconv.Itoa(i) + "]", ".body_timeout"}.String()]; !set && r.BodyTimeout == 0 {
+			r.BodyTimeout = r.defaultBodyTimeout()
 		}
 		r.Match.Method = strings.ToUpper(cmp.Or(r.Match.Method, defaultMethod))
 		r.Match.Host = strings.ToLower(r.Match.Host)

@@ -26,26 +26,47 @@ type Error struct {
 
 // Error returns "file:line:col: field: message"; the parts that are unknown
 // (no file, no position, no field) are left out.
-func (e *Error) Error() string {
+func (e *Error) Error() string { return formatProblem(e.File, e.Line, e.Col, e.Field, "", e.Msg) }
+
+// Warning is something a valid config says that is probably a mistake,
+// at the line and column it is written. Config.Warnings returns them.
+type Warning struct {
+	// File, Line, Col and Field are as in Error; Line and Col point into
+	// a multi-line value where they can.
+	File      string
+	Line, Col int
+	Field     string
+	// Msg says what is wrong and how to write it instead.
+	Msg string
+}
+
+// String returns "file:line:col: field: warning: message", the parts that
+// are unknown left out.
+func (w *Warning) String() string {
+	return formatProblem(w.File, w.Line, w.Col, w.Field, "warning: ", w.Msg)
+}
+
+func formatProblem(file string, line, col int, field, kind, msg string) string {
 	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
+	if file != "" {
+		b.WriteString(file)
 		b.WriteByte(':')
 	}
-	if e.Line > 0 {
-		b.WriteString(strconv.Itoa(e.Line))
+	if line > 0 {
+		b.WriteString(strconv.Itoa(line))
 		b.WriteByte(':')
-		b.WriteString(strconv.Itoa(max(e.Col, 1)))
+		b.WriteString(strconv.Itoa(max(col, 1)))
 		b.WriteByte(':')
 	}
 	if b.Len() > 0 {
 		b.WriteByte(' ')
 	}
-	if e.Field != "" {
-		b.WriteString(e.Field)
+	if field != "" {
+		b.WriteString(field)
 		b.WriteString(": ")
 	}
-	b.WriteString(e.Msg)
+	b.WriteString(kind)
+	b.WriteString(msg)
 	return b.String()
 }
 

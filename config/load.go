@@ -53,8 +53,9 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool)) 
 	if d.visits > maxVisits {
 		return nil, d.errs.err() // validating a partial decode would be noise
 	}
+	cfg.pos = d.pos // normalize leaves values written in the file alone
+	cfg.src = data
 	cfg.normalize()
-	cfg.pos = d.pos
 
 	errs := append(d.errs, cfg.validate(d.failed)...)
 	// Route schemas are compiled now, so that a bad one is a config error

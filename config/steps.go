@@ -231,7 +231,8 @@ func (v *validator) routeSteps(p fieldPath, r *Route, known bool) {
 			}
 		}
 		if s.Body != "" {
-			v.template(ep.key("body"), s.Body, BodyTemplateOptions(r.MaxBody), scope)
+			bp := ep.key("body")
+			v.jsonHazards(bp, s.Body, v.template(bp, s.Body, BodyTemplateOptions(r.MaxBody), scope))
 		}
 	}
 }
@@ -320,7 +321,7 @@ type refScope struct {
 
 // template checks that src parses as a template and that the fields it
 // names exist in scope.
-func (v *validator) template(p fieldPath, src string, opts template.Options, scope refScope) {
+func (v *validator) template(p fieldPath, src string, opts template.Options, scope refScope) *template.Template {
 	t, err := template.Parse(p.String(), src, opts)
 	if err != nil {
 		var te *template.Error
@@ -329,13 +330,14 @@ func (v *validator) template(p fieldPath, src string, opts template.Options, sco
 		} else {
 			v.add(p, "the template does not parse: %v", err)
 		}
-		return
+		return nil
 	}
 	for _, ref := range t.Refs() {
 		if msg := scope.check(ref); msg != "" {
 			v.add(p, "%s", msg)
 		}
 	}
+	return t
 }
 
 // check returns what is wrong with the field path ref, or "".
@@ -427,5 +429,6 @@ func (v *validator) targetBody(p fieldPath, r *Route, rt RouteTarget) {
 	if r.Mode == ModeSteps {
 		return // targets are reported as not used
 	}
-	v.template(p.key("body"), rt.Body, BodyTemplateOptions(r.MaxBody), refScope{params: r.Match.Wildcards()})
+	bp := p.key("body")
+	v.jsonHazards(bp, rt.Body, v.template(bp, rt.Body, BodyTemplateOptions(r.MaxBody), refScope{params: r.Match.Wildcards()}))
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"maps"
@@ -22,10 +23,29 @@ func (c *Config) Validate() error {
 	return c.validate(nil).err()
 }
 
+// Warnings returns what the config says that is allowed but probably a
+// mistake, sorted by position: body templates that print a caller's value
+// into JSON without json, which lets the caller add fields (see
+// docs/modes.md, Templates). For a config from Load or Parse each names
+// the file, line and column. fanout validate prints them; the server logs
+// them when it loads a config.
+func (c *Config) Warnings() []*Warning {
+	if c == nil {
+		return nil
+	}
+	v := &validator{c: c}
+	v.config()
+	slices.SortStableFunc(v.warns, func(a, b *Warning) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	return v.warns
+}
+
 // validator collects the problems of one config.
 type validator struct {
-	c    *Config
-	errs ErrorList
+	c     *Config
+	errs  ErrorList
+	warns []*Warning
 	// skip holds paths that failed to decode: their problem is already
 	// reported, and what follows from it would be noise.
 	skip map[string]bool
@@ -454,6 +474,10 @@ func (v *validator) route(p fieldPath, r *Route) {
 		v.add(p.key("content_type"), "must be \"json\" or left out, not %q", r.ContentType)
 	}
 	v.positive(p.key("deadline"), r.Deadline)
+	// 0 in a Route built in code means the default (see the field).
+	if bt := p.key("body_timeout"); r.BodyTimeout < 0 || v.inFile(bt) {
+		v.positive(bt, r.BodyTimeout)
+	}
 	if r.MaxBody <= 0 {
 		v.add(p.key("max_body"), "must be greater than 0, not %s", r.MaxBody)
 	}

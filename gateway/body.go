@@ -6,11 +6,56 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"time"
+	"unicode/utf8"
 
 	"github.com/fanouthq/fanout/apierror"
 )
+
+// codeBodyTimeout is the error code of a body that did not arrive in time.
+const codeBodyTimeout = "body_timeout"
+
+// bodyDeadline gives the client until d after the start of the request
+// (right after its headers were read) to send the whole body, with the
+// connection's read deadline (docs/configuration.md, body_timeout): a
+// client that trickles its body cannot hold a connection. A request
+// without a body is left alone, and so is a ResponseWriter that cannot
+// set deadlines (a test's recorder; net/http's HTTP/1 and HTTP/2 ones
+// can).
+func (c *call) bodyDeadline(d time.Duration) {
+	r := c.r
+	if c.readDeadline || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	c.readDeadline = http.NewResponseController(c.w).SetReadDeadline(c.start.Add(d)) == nil
+}
+
+// readBody reads the body into c.body. Once it is read, the read deadline
+// is lifted: it must not end the request later, when the connection is
+// read again to notice a client that leaves (net/http's HTTP/1 server
+// lifts it too when the body ends; this does not depend on that). A body
+// that missed its deadline is answered 408 with Connection: close, and
+// counted.
+func (c *call) readBody() *apierror.Error {
+	body, aerr := readBody(c.w, c.r, c.rt)
+	if aerr != nil {
+		if aerr.Code == codeBodyTimeout {
+			c.cut = true
+			if h := c.g.hooks.OnBodyTimeout; h != nil {
+				h(c.rt.name)
+			}
+		}
+		return aerr
+	}
+	if c.readDeadline {
+		_ = http.NewResponseController(c.w).SetReadDeadline(time.Time{})
+	}
+	c.body = body
+	return nil
+}
 
 // readBody reads the inbound body once, up to the route's limit, and
 // checks it against the route's content type. The returned slice is owned
@@ -47,10 +92,35 @@ func readBody(w http.ResponseWriter, r *http.Request, rt *route) ([]byte, *apier
 			return nil, bodyError(err, rt)
 		}
 	}
-	if rt.json && !json.Valid(body) {
-		return nil, invalidJSON(body)
+	if rt.json {
+		if e := checkJSON(body); e != nil {
+			return nil, e
+		}
 	}
 	return body, nil
+}
+
+// checkJSON returns nil when body is JSON as RFC 8259 defines it, UTF-8
+// included (encoding/json alone lets invalid UTF-8 inside strings
+// through), and otherwise an invalid_json error with the byte offset.
+func checkJSON(body []byte) *apierror.Error {
+	if !json.Valid(body) {
+		return invalidJSON(body)
+	}
+	if utf8.Valid(body) {
+		return nil
+	}
+	off := 0
+	for off < len(body) {
+		r, n := utf8.DecodeRune(body[off:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		off += n
+	}
+	return apierror.New(http.StatusBadRequest, "invalid_json",
+		"the request body is not valid JSON: it is not UTF-8 (RFC 8259)").
+		WithDetails(map[string]any{"offset": int64(off) + 1}) // as json.SyntaxError counts
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -66,6 +136,15 @@ func bodyError(err error, rt *route) *apierror.Error {
 	if errors.As(err, &mbe) {
 		return tooLarge(rt.maxBody)
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The rest of the body is still on its way: the connection cannot
+		// carry another request.
+		e := apierror.New(http.StatusRequestTimeout, codeBodyTimeout,
+			"the request body did not arrive within the route's body_timeout").
+			WithDetails(map[string]any{"body_timeout": rt.bodyTimeout.String()})
+		e.Header = http.Header{"Connection": {"close"}}
+		return e
+	}
 	return apierror.New(http.StatusBadRequest, "bad_request", "the request body could not be read")
 }
 
@@ -73,7 +152,7 @@ func bodyError(err error, rt *route) *apierror.Error {
 func invalidJSON(body []byte) *apierror.Error {
 	var raw json.RawMessage
 	err := json.Unmarshal(body, &raw)
-	details := map[string]any{"offset": 0}
+	details := map[string]any{"offset": int64(0)}
 	msg := "the request body is not valid JSON"
 	var se *json.SyntaxError
 	switch {

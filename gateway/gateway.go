@@ -45,6 +45,11 @@ type Options struct {
 	StatusURL func(id string) string
 	// Hooks are called for metrics. Zero: none.
 	Hooks Hooks
+	// NoRouteBodyTimeout bounds the time a request that matches no route
+	// (answered 404 or 405 without reading its body) has to send the body
+	// that net/http reads and discards after the answer, up to 256 KiB, to
+	// keep the connection; past it the connection is closed. Zero: 10s.
+	NoRouteBodyTimeout time.Duration
 	// Tracer starts a server span per inbound request and a client span
 	// per outbound attempt (see package tracing); the targets get the
 	// attempt span as their parent. Nil: no spans, and an inbound
@@ -63,6 +68,10 @@ type Hooks struct {
 	// (the durable queue reports its own) with the error class (ClassNone
 	// on success), the status (0 without a response) and the duration.
 	OnAttempt func(route, target string, class fanout.ErrorClass, status int, d time.Duration)
+	// OnBodyTimeout is called when a request body did not arrive within
+	// its route's body_timeout (the request is answered 408 and its
+	// connection closed); OnRequest is called for it too.
+	OnBodyTimeout func(route string)
 }
 
 // Gateway is the HTTP data plane: it matches each inbound request to a
@@ -77,7 +86,8 @@ type Gateway struct {
 	statusURL func(string) string
 	hooks     Hooks
 	tracer    trace.Tracer
-	legs      *legPool // runs the legs of sync routes
+	legs      *legPool      // runs the legs of sync routes
+	noRouteBT time.Duration // Options.NoRouteBodyTimeout
 
 	// Background work (mirror copies, durable hand-offs) runs under bgCtx
 	// and is counted in bg; bgMu makes Close's Wait safe against new work.
@@ -103,6 +113,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		hooks:     opts.Hooks,
 		tracer:    opts.Tracer,
 		legs:      newLegPool(legWorkerIdle),
+		noRouteBT: opts.NoRouteBodyTimeout,
+	}
+	if g.noRouteBT <= 0 {
+		g.noRouteBT = defaultNoRouteBodyTimeout
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -196,6 +210,10 @@ type call struct {
 	inbound upstream.Inbound
 	status  int
 	aborted bool // a proxied body failed midway
+	// readDeadline is set while the connection has the body's read
+	// deadline; cut when the body missed it (net/http cancels the
+	// request's context then, but the 408 is sent).
+	readDeadline, cut bool
 	// names and outcomes feed the log line's per-target summary.
 	names    []string
 	outcomes []outcome
@@ -212,6 +230,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rt, pathFound := c.table.router.lookup(r.Method, r.Host, r.URL.Path)
 	if rt == nil {
+		// The body is not read, but net/http reads up to 256 KiB of it
+		// after the answer to keep the connection: bound that too.
+		c.bodyDeadline(g.noRouteBT)
 		if pathFound {
 			allow := c.table.router.allowed(r.Host, r.URL.Path)
 			e := apierror.New(http.StatusMethodNotAllowed, "method_not_allowed",
@@ -225,6 +246,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.rt = rt
+	c.bodyDeadline(rt.bodyTimeout) // body.go
 	if g.tracer != nil {
 		c.ctx, c.span = tracing.StartRequest(g.tracer, r, rt.name, string(rt.mode))
 	}
@@ -233,12 +255,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.fail(aerr)
 		return
 	}
-	body, aerr := readBody(w, r, rt)
-	if aerr != nil {
+	if aerr := c.readBody(); aerr != nil { // body.go
 		c.fail(aerr)
 		return
 	}
-	c.body = body
 	if aerr := c.validateBody(); aerr != nil {
 		c.fail(aerr)
 		return

@@ -218,8 +218,9 @@ type bundle struct {
 }
 
 type setupOpts struct {
-	noEnqueuer bool
-	hooks      gateway.Hooks
+	noEnqueuer         bool
+	hooks              gateway.Hooks
+	noRouteBodyTimeout time.Duration
 }
 
 func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
@@ -238,6 +239,7 @@ func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
 			opts.Enqueuer = nil
 		}
 		opts.Hooks = so[0].hooks
+		opts.NoRouteBodyTimeout = so[0].noRouteBodyTimeout
 	}
 	gw, err := gateway.New(cfg, opts)
 	require.NoError(t, err)

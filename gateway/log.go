@@ -42,7 +42,7 @@ const statusClientGone = 499
 func (c *call) done() {
 	d := time.Since(c.start)
 	status := c.status
-	gone := c.r.Context().Err() != nil
+	gone := c.r.Context().Err() != nil && !c.cut
 	if gone {
 		status = statusClientGone
 	}

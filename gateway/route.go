@@ -20,6 +20,10 @@ const (
 	DefaultMaxResponseBody = 64 << 10
 	DefaultSyncMaxAttempts = 3
 	DefaultDedupWindow     = 24 * time.Hour
+	// DefaultBodyTimeout is the body_timeout of async routes that set
+	// none (sync routes default to their deadline).
+	DefaultBodyTimeout        = 30 * time.Second
+	defaultNoRouteBodyTimeout = 10 * time.Second
 	// handoffTimeout bounds a hand-off to the durable queue that is not
 	// bounded by a request (mirror copies, failed legs of on_failure:
 	// queue).
@@ -42,6 +46,7 @@ type route struct {
 	optional    []bool
 	names       []string // target names, in route order
 	deadline    time.Duration
+	bodyTimeout time.Duration // to receive the whole body (body.go)
 	maxBody     int64
 	maxRespBody int64
 	json        bool
@@ -122,6 +127,12 @@ func compileRoute(cfg *config.Config, rc *config.Route) (*route, error) {
 	}
 	if rt.deadline <= 0 {
 		rt.deadline = DefaultDeadline
+	}
+	if rt.bodyTimeout = rc.BodyTimeout.D(); rt.bodyTimeout <= 0 {
+		rt.bodyTimeout = rt.deadline
+		if rc.Mode == config.ModeAsync || rc.Mode == config.ModeSteps && rc.Async {
+			rt.bodyTimeout = DefaultBodyTimeout
+		}
 	}
 	if rt.maxBody <= 0 {
 		rt.maxBody = DefaultMaxBody

@@ -122,7 +122,8 @@ type match struct {
 }
 
 // lookup returns the route for method, host and path, or nil. With nil,
-// pathFound tells 405 from 404.
+// pathFound tells 405 from 404. HEAD is served by the route of GET when no
+// route has HEAD itself (RFC 9110 §9.3.2).
 func (rr *router) lookup(method, host, path string) (rt *route, pathFound bool) {
 	m := match{method: method}
 	if rt = rr.find(&m, host, path); rt != nil {
@@ -131,10 +132,14 @@ func (rr *router) lookup(method, host, path string) (rt *route, pathFound bool) 
 	return nil, m.pathFound
 }
 
-// allowed returns the methods that the path accepts, sorted.
+// allowed returns the methods that the path accepts, sorted; HEAD is one
+// of them when GET is.
 func (rr *router) allowed(host, path string) []string {
 	m := match{collect: true}
 	rr.find(&m, host, path)
+	if slices.Contains(m.allow, http.MethodGet) {
+		m.allow = append(m.allow, http.MethodHead)
+	}
 	slices.Sort(m.allow)
 	return slices.Compact(m.allow)
 }
@@ -190,10 +195,17 @@ func (n *node) leaf(m *match) *route {
 		}
 		return nil
 	}
+	var get *route
 	for _, mr := range n.routes {
 		if mr.method == m.method {
 			return mr.route
 		}
+		if mr.method == http.MethodGet {
+			get = mr.route
+		}
+	}
+	if get != nil && m.method == http.MethodHead {
+		return get
 	}
 	m.pathFound = true
 	return nil

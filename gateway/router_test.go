@@ -24,6 +24,8 @@ func TestRouter(t *testing.T) {
 	add("POST", "", "/users/me/{rest...}", "me-rest")
 	add("POST", "", "/files/{path...}", "files")
 	add("POST", "example.com", "/users/{id}", "host-user")
+	add("GET", "", "/head", "head-get")
+	add("HEAD", "", "/head", "head")
 
 	for _, tc := range []struct {
 		method, host, path, want string
@@ -46,6 +48,9 @@ func TestRouter(t *testing.T) {
 		{"POST", "", "", "", false},
 		{"DELETE", "", "/users/42", "", true},
 		{"GET", "", "/users/me", "user-get", true},
+		{"HEAD", "", "/users/42", "user-get", true},
+		{"HEAD", "", "/files/a", "", true},
+		{"HEAD", "", "/head", "head", true},
 	} {
 		rt, found := rr.lookup(tc.method, tc.host, tc.path)
 		name := ""
@@ -55,7 +60,9 @@ func TestRouter(t *testing.T) {
 		require.Equal(t, tc.want, name, "%s %s %s", tc.method, tc.host, tc.path)
 		require.Equal(t, tc.pathFound, found, "%s %s %s", tc.method, tc.host, tc.path)
 	}
-	require.Equal(t, []string{"GET", "POST"}, rr.allowed("", "/users/42"))
+	require.Equal(t, []string{"GET", "HEAD", "POST"}, rr.allowed("", "/users/42"))
+	require.Equal(t, []string{"GET", "HEAD"}, rr.allowed("", "/head"))
+	require.Equal(t, []string{"POST"}, rr.allowed("", "/files/a"))
 	require.Error(t, rr.add("POST", "", "/users/{other}", &route{name: "dup"}), "same shape as /users/{id}")
 	require.NoError(t, rr.add("PUT", "", "/users/{other}", &route{name: "put"}))
 	require.Error(t, rr.add("POST", "", "users", &route{}))

@@ -187,7 +187,13 @@ func (c *call) runStep(ctx context.Context, i int, data map[string]any, r *stepR
 	start := time.Now()
 	defer func() { o.duration = time.Since(start) }()
 
-	sc, err := s.Render(steps.Inbound{Method: c.r.Method, Header: c.r.Header, Body: c.body}, data)
+	// A HEAD runs the steps as GET (later steps need the responses);
+	// net/http drops the body of the answer.
+	method := c.r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	sc, err := s.Render(steps.Inbound{Method: method, Header: c.r.Header, Body: c.body}, data)
 	if err != nil {
 		err = fmt.Errorf("step %q: %w", s.Name, err)
 		o.templateFailed(err)
@@ -200,7 +206,7 @@ func (c *call) runStep(ctx context.Context, i int, data map[string]any, r *stepR
 	for attempt := 1; ; attempt++ {
 		req := upstream.Request{
 			Target:         sc.Target,
-			Method:         c.r.Method,
+			Method:         method,
 			Header:         sc.Header,
 			Body:           sc.Body,
 			MessageID:      c.id,

@@ -249,5 +249,16 @@ func (c *call) writeEnvelope(status int, statusURL string) {
 		outcomes:  c.outcomes,
 	}
 	c.status = status
+	if c.r.Method == http.MethodHead && c.rt.mode != config.ModeSteps {
+		// The targets were asked HEAD: the envelope of their answers is
+		// not the one a GET gets, so neither it nor its length is sent
+		// (RFC 9110 §9.3.2 lets a HEAD answer leave such fields out).
+		h := c.w.Header()
+		h["Content-Type"] = headerJSON
+		h["X-Content-Type-Options"] = headerNosniff
+		h[upstream.HeaderMessageID] = []string{c.id}
+		c.w.WriteHeader(status)
+		return
+	}
 	writeJSON(c.w, status, c.id, &e)
 }

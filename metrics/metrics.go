@@ -19,6 +19,7 @@ const (
 	NameAttemptsTotal       = "fanout_attempts_total"
 	NameAttemptDuration     = "fanout_attempt_duration_seconds"
 	NameDeadTotal           = "fanout_dead_total"
+	NameBodyTimeoutsTotal   = "fanout_request_body_timeouts_total"
 	NameDeliveries          = "fanout_deliveries"
 	NameBacklogDeliveries   = "fanout_backlog_deliveries"
 	NameBacklogOldest       = "fanout_backlog_oldest_seconds"
@@ -54,6 +55,7 @@ const (
 	helpAttemptsTotal       = "HTTP exchanges with targets, by route, target and outcome (success or an error class)."
 	helpAttemptDuration     = "Duration of one HTTP exchange with a target, by route and target."
 	helpDeadTotal           = "Deliveries that became dead (retries exhausted or a non-retryable answer), by target."
+	helpBodyTimeoutsTotal   = "Inbound requests whose body did not arrive within the route's body_timeout (answered 408, connection closed), by route."
 	helpDeliveries          = "Undelivered deliveries in the store, summed over targets: waiting (pending, retrying, delivering) or dead."
 	helpBacklogDeliveries   = "Undelivered deliveries in the store per target: waiting (pending, retrying, delivering) or dead."
 	helpBacklogOldest       = "Age in seconds of the oldest message waiting for delivery to the target, 0 when none waits."
@@ -103,6 +105,7 @@ type Metrics struct {
 	attempts        *prometheus.CounterVec
 	attemptDuration *prometheus.HistogramVec
 	dead            *prometheus.CounterVec
+	bodyTimeouts    *prometheus.CounterVec
 
 	reqCache  labelCache[requestKey, requestChildren]
 	attCache  labelCache[attemptKey, attemptChildren]
@@ -130,7 +133,8 @@ type attemptChildren struct {
 
 // New returns the metrics registered on reg: fanout_requests_total,
 // fanout_request_duration_seconds, fanout_attempts_total,
-// fanout_attempt_duration_seconds and fanout_dead_total. A nil reg
+// fanout_attempt_duration_seconds, fanout_dead_total and
+// fanout_request_body_timeouts_total. A nil reg
 // registers nothing (the metrics still count, which suits tests and
 // benchmarks). New panics when reg already has metrics of these names, as
 // prometheus.Registerer.MustRegister does: that is a wiring mistake.
@@ -153,9 +157,12 @@ func New(reg prometheus.Registerer) *Metrics {
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: NameDeadTotal, Help: helpDeadTotal,
 		}, []string{labelTarget}),
+		bodyTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: NameBodyTimeoutsTotal, Help: helpBodyTimeoutsTotal,
+		}, []string{labelRoute}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.requestDuration, m.attempts, m.attemptDuration, m.dead)
+		reg.MustRegister(m.requests, m.requestDuration, m.attempts, m.attemptDuration, m.dead, m.bodyTimeouts)
 	}
 	return m
 }
@@ -218,6 +225,16 @@ func (m *Metrics) IncDead(target string) {
 		})
 	}
 	c.Inc()
+}
+
+// IncBodyTimeout counts one inbound request of route whose body did not
+// arrive within the route's body_timeout. It is rare (a slow or hostile
+// client), so it looks its counter up on every call.
+func (m *Metrics) IncBodyTimeout(route string) {
+	if m == nil {
+		return
+	}
+	m.bodyTimeouts.WithLabelValues(route).Inc()
 }
 
 // NewRegistry returns a new registry (not the global one) with the Go

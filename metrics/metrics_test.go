@@ -88,6 +88,7 @@ func (b *testBundle) observeSome() {
 	b.m.ObserveAttempt("signup", "crm", metrics.Outcome(fanout.ClassTimeout), 5*time.Second)
 	b.m.ObserveAttempt("profile", "analytics", "", time.Millisecond)
 	b.m.IncDead("crm")
+	b.m.IncBodyTimeout("signup")
 	b.backlog.set([]fanout.TargetBacklog{
 		{Target: "crm", Waiting: 7, Dead: 1, OldestWaiting: b.now().Add(-90 * time.Second)},
 		{Target: "analytics", Waiting: 0, Dead: 2},
@@ -126,6 +127,7 @@ func TestScrape(t *testing.T) {
 		`fanout_attempts_total{outcome="success",route="profile",target="analytics"} 1`,
 		`fanout_attempt_duration_seconds_count{route="signup",target="crm"} 2`,
 		`fanout_dead_total{target="crm"} 1`,
+		`fanout_request_body_timeouts_total{route="signup"} 1`,
 		`fanout_deliveries{state="waiting"} 7`,
 		`fanout_deliveries{state="dead"} 3`,
 		`fanout_backlog_deliveries{state="waiting",target="crm"} 7`,

@@ -74,6 +74,7 @@ func (o *observability) gatewayHooks() gateway.Hooks {
 			o.metrics.ObserveAttempt(route, target, metrics.Outcome(class), d)
 			o.stats.RecordAttempt(route, target, string(class), d)
 		},
+		OnBodyTimeout: o.metrics.IncBodyTimeout,
 	}
 }
 

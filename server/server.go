@@ -78,6 +78,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	}
 	s := &Server{logger: logger, opts: opts}
 	s.cfg.Store(cfg)
+	logWarnings(logger, cfg)
 	defer func() {
 		if err != nil {
 			s.closeOnFailedStart()
@@ -323,8 +324,17 @@ func (s *Server) apply(cfg *config.Config) error {
 	}
 	s.cfg.Store(cfg)
 	s.dispatcher.SetConfig(cfg)
+	logWarnings(s.logger, cfg)
 	s.logger.Info("config reloaded", slog.Int("routes", len(cfg.Routes)), slog.Int("targets", len(cfg.Targets)))
 	return nil
+}
+
+// logWarnings logs what cfg says that is allowed but probably a mistake
+// (config.Config.Warnings), one line each.
+func logWarnings(logger *slog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings() {
+		logger.Warn("config warning", slog.String("warning", w.String()))
+	}
 }
 
 func (s *Server) watchConfig(ctx context.Context, file string) error {

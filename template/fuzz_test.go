@@ -95,6 +95,7 @@ func FuzzTemplateExecute(f *testing.F) {
 		{`{{ slice .request.body.s 1 3 }} {{ len .request.body }} {{ html .request.body }} {{ js .request.body }}`, `{"s":"hello"}`},
 		{`{{ define "a" }}{{ template "a" }}{{ end }}{{ template "a" }}`, ``},
 		{`{{ call .request.body }}{{ eq .request.body.n 1 }}{{ lt 1 2.5 }}`, `{"n":1}`},
+		{`{"a": "{{ with $x := .request.body }}{{ $x.a }}{{ end }}", "b": [{{ range .steps.auth.body }}{{ . }}{{ end }}]}`, `{"a":"x"}`},
 	} {
 		f.Add(s.src, []byte(s.body))
 	}
@@ -110,6 +111,13 @@ func FuzzTemplateExecute(f *testing.F) {
 					t.Fatalf("parse error is not an *Error: %T %v", err, err)
 				}
 				return
+			}
+			// Config validation scans every body template: it must
+			// not panic, and what it reports lies in the source.
+			for _, h := range tp.JSONHazards(func([]string) bool { return true }) {
+				if h.Offset < 0 || h.Offset >= len(src) || !strings.HasPrefix(src[h.Offset:], "{{") || len(h.Field) == 0 {
+					t.Fatalf("hazard %+v in %q", h, src)
+				}
 			}
 			data := template.Data(template.RequestValue(template.Request{
 				Body:   body,

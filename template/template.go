@@ -71,6 +71,7 @@ func (e *Error) Error() string { return "template " + e.Name + ": " + e.Msg }
 // Template is a parsed template. It is safe for concurrent use.
 type Template struct {
 	name string
+	src  string
 	opts Options
 	base *texttemplate.Template
 	refs [][]string
@@ -109,7 +110,7 @@ func Parse(name, src string, opts Options) (*Template, error) {
 	if len(base.Templates()) > 1 {
 		return nil, &Error{Name: name, Msg: "{{define}} and {{block}} are not supported"}
 	}
-	t := &Template{name: name, opts: opts, base: base}
+	t := &Template{name: name, src: src, opts: opts, base: base}
 	w := &rewriter{kind: opts.Kind}
 	w.list(base.Root, true)
 	if w.err != "" {

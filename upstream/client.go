@@ -308,6 +308,9 @@ func readBody(resp *http.Response, maxBody int64) (body []byte, truncated bool, 
 	}
 	switch cl := resp.ContentLength; {
 	case cl == 0:
+	case resp.Request != nil && resp.Request.Method == http.MethodHead:
+		// The answer to a HEAD has no body; its Content-Length is that
+		// of a GET.
 	case cl > 0 && cl <= maxBody:
 		body = make([]byte, cl)
 		var n int
