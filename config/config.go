@@ -81,6 +81,12 @@ type Store struct {
 	// DSN is the SQLite file path (default "fanout.db") or the PostgreSQL
 	// connection URL.
 	DSN string `yaml:"dsn"`
+	// NodeID names this process among the nodes sharing a PostgreSQL
+	// database, the same across its restarts, so that a restarted node
+	// takes back its own leases at once (docs/operations.md). Default
+	// "<hostname>:<port of listen>". Each node needs its own. Not used
+	// with SQLite.
+	NodeID string `yaml:"node_id"`
 }
 
 // Log configures logging.
