@@ -110,6 +110,10 @@ type Delivery struct {
 	// process may take it over. Default 1m; it is raised to twice the
 	// largest target timeout if that is longer.
 	LeaseTimeout Duration `yaml:"lease_timeout"`
+	// HeartbeatTimeout is how long a node sharing the store may miss its
+	// heartbeats (one a second) before the others take back its leases
+	// (docs/operations.md). Default 5s; must be at least 2s.
+	HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
 }
 
 // Target is one downstream API.

@@ -132,6 +132,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 		LeaseFor:      cfg.Delivery.LeaseTimeout.D(),
 		ShutdownGrace: cfg.ShutdownTimeout.D(),
 		Node:          nodeID(cfg.Store.NodeID, s.dataLn.Addr()),
+		DeadAfter:     cfg.Delivery.HeartbeatTimeout.D(),
 		Hooks:         s.obs.queueHooks(),
 	})
 	s.dispatcher.SetConfig(cfg)
