@@ -47,8 +47,29 @@ type Store interface {
 
 	// ReleaseLeases gives back deliveries leased by Owner that were not
 	// attempted (all of them when IDs is empty): they become due again and
-	// their Attempts count drops by one.
+	// their Attempts count drops by one. With IDs empty Owner is done: a
+	// store that keeps Reclaim's heartbeats forgets Owner's.
 	ReleaseLeases(ctx context.Context, params ReleaseParams) (int, error)
+
+	// Reclaim records that Owner is alive and takes back the deliveries
+	// leased by owners that are gone, processes that stopped without
+	// giving their leases back (kill -9, a crash, a lost host), so that
+	// they are delivered now rather than when their leases expire. A
+	// delivery taken back is due again at once (retrying; pending if it
+	// has no attempts) and keeps its Attempts: the attempt its owner was
+	// making may have reached the target, so the next one counts from it,
+	// as after a lease expiry. Owner's own leases are never taken back. It
+	// returns how many deliveries it took back.
+	//
+	// Who is gone is the engine's to know, and documented with it (see
+	// docs/operations.md): SQLite has one Store per file (Open locks it),
+	// so the first Reclaim of a Store takes back every lease the file
+	// holds and later calls find none; PostgreSQL takes back the leases
+	// of Owner's Node's earlier owners (the node restarted) at once, and
+	// those of any owner whose last Reclaim is older than DeadAfter.
+	// Callers call it before they lease and then regularly, well within
+	// DeadAfter: it is their heartbeat.
+	Reclaim(ctx context.Context, params ReclaimParams) (int, error)
 
 	// NextDue returns when the next delivery of target becomes leasable, and
 	// false when the target has nothing left to deliver.
@@ -173,6 +194,21 @@ type ReleaseParams struct {
 	Owner string
 	IDs   []int64 // empty: every delivery leased by Owner
 	Now   time.Time
+}
+
+// ReclaimParams is one heartbeat of a lease owner; see Store.Reclaim.
+type ReclaimParams struct {
+	// Owner is the caller, as it names itself in LeaseParams.
+	Owner string
+	// Node is the caller's identity that survives a restart; the owners
+	// of its earlier runs are gone by definition. Empty: none.
+	Node string
+	// Now is the time of the heartbeat. Zero is the store's own clock:
+	// PostgreSQL's server clock, one clock for every node.
+	Now time.Time
+	// DeadAfter is how long an owner may go without a Reclaim before the
+	// others take its leases back. Zero keeps other owners' leases.
+	DeadAfter time.Duration
 }
 
 // MessageDetail is a message with everything that happened to it.

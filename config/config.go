@@ -83,6 +83,12 @@ type Store struct {
 	// DSN is the SQLite file path (default "fanout.db") or the PostgreSQL
 	// connection URL.
 	DSN string `yaml:"dsn"`
+	// NodeID names this process among the nodes sharing a PostgreSQL
+	// database, the same across its restarts, so that a restarted node
+	// takes back its own leases at once (docs/operations.md). Default
+	// "<hostname>:<port of listen>". Each node needs its own. Not used
+	// with SQLite.
+	NodeID string `yaml:"node_id"`
 }
 
 // Log configures logging.
@@ -106,6 +112,10 @@ type Delivery struct {
 	// process may take it over. Default 1m; it is raised to twice the
 	// largest target timeout if that is longer.
 	LeaseTimeout Duration `yaml:"lease_timeout"`
+	// HeartbeatTimeout is how long a node sharing the store may miss its
+	// heartbeats (one a second) before the others take back its leases
+	// (docs/operations.md). Default 5s; must be at least 2s.
+	HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
 }
 
 // Target is one downstream API.

@@ -182,9 +182,10 @@ func TestDefault(t *testing.T) {
 	require.Equal(t, Store{Driver: "sqlite", DSN: "fanout.db"}, c.Store)
 	require.Equal(t, Log{Level: "info", Format: "auto"}, c.Log)
 	require.Equal(t, Delivery{
-		Retention:    Duration(168 * time.Hour),
-		DedupWindow:  Duration(24 * time.Hour),
-		LeaseTimeout: Duration(time.Minute),
+		Retention:        Duration(168 * time.Hour),
+		DedupWindow:      Duration(24 * time.Hour),
+		LeaseTimeout:     Duration(time.Minute),
+		HeartbeatTimeout: Duration(5 * time.Second),
 	}, c.Delivery)
 	require.Equal(t, Duration(30*time.Second), c.ShutdownTimeout)
 	require.Empty(t, c.Targets)
@@ -274,9 +275,9 @@ func TestParseExplicitValuesOverDefaults(t *testing.T) {
 	cfg, err := Parse("fanout.yaml", []byte(`
 listen: "0.0.0.0:80"
 admin: {listen: "off", token: t, pprof: true}
-store: {driver: postgres, dsn: "postgres://fanout@db/fanout"}
+store: {driver: postgres, dsn: "postgres://fanout@db/fanout", node_id: web-1}
 log: {level: debug, format: json}
-delivery: {retention: 30d, dedup_window: 1h, lease_timeout: 5m}
+delivery: {retention: 30d, dedup_window: 1h, lease_timeout: 5m, heartbeat_timeout: 10s}
 shutdown_timeout: 1m30s
 targets:
   a:
@@ -318,12 +319,13 @@ routes:
 
 	require.Equal(t, "0.0.0.0:80", cfg.Listen)
 	require.Equal(t, Admin{Listen: "off", Token: "t", Pprof: true}, cfg.Admin)
-	require.Equal(t, Store{Driver: "postgres", DSN: "postgres://fanout@db/fanout"}, cfg.Store)
+	require.Equal(t, Store{Driver: "postgres", DSN: "postgres://fanout@db/fanout", NodeID: "web-1"}, cfg.Store)
 	require.Equal(t, Log{Level: "debug", Format: "json"}, cfg.Log)
 	require.Equal(t, Delivery{
-		Retention:    Duration(30 * 24 * time.Hour),
-		DedupWindow:  Duration(time.Hour),
-		LeaseTimeout: Duration(5 * time.Minute),
+		Retention:        Duration(30 * 24 * time.Hour),
+		DedupWindow:      Duration(time.Hour),
+		LeaseTimeout:     Duration(5 * time.Minute),
+		HeartbeatTimeout: Duration(10 * time.Second),
 	}, cfg.Delivery)
 	require.Equal(t, Duration(90*time.Second), cfg.ShutdownTimeout)
 

@@ -19,6 +19,7 @@ const (
 	defaultRetention       = Duration(7 * 24 * time.Hour)
 	defaultDedupWindow     = Duration(24 * time.Hour)
 	defaultLeaseTimeout    = Duration(time.Minute)
+	defaultHeartbeat       = Duration(5 * time.Second)
 	defaultShutdownTimeout = Duration(30 * time.Second)
 )
 
@@ -52,9 +53,10 @@ func Default() *Config {
 		Store:  Store{Driver: defaultStoreDriver, DSN: defaultSQLiteDSN},
 		Log:    Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Delivery: Delivery{
-			Retention:    defaultRetention,
-			DedupWindow:  defaultDedupWindow,
-			LeaseTimeout: defaultLeaseTimeout,
+			Retention:        defaultRetention,
+			DedupWindow:      defaultDedupWindow,
+			LeaseTimeout:     defaultLeaseTimeout,
+			HeartbeatTimeout: defaultHeartbeat,
 		},
 		ShutdownTimeout: defaultShutdownTimeout,
 		Targets:         map[string]*Target{},

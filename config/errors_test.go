@@ -86,6 +86,7 @@ func TestParseErrorsTopLevel(t *testing.T) {
 		{"retention", `delivery: {retention: 0s}`, "1:23: delivery.retention", `must be greater than 0, not 0s`},
 		{"dedup window", `delivery: {dedup_window: 0d}`, "1:26: delivery.dedup_window", `must be greater than 0, not 0s`},
 		{"lease timeout", `delivery: {lease_timeout: 0s}`, "1:27: delivery.lease_timeout", `must be greater than 0`},
+		{"heartbeat timeout", `delivery: {heartbeat_timeout: 1s}`, "1:31: delivery.heartbeat_timeout", `must be at least 2s (two heartbeats), not 1s`},
 		{"shutdown timeout", `shutdown_timeout: 0s`, "1:19: shutdown_timeout", `must be greater than 0`},
 		{"shutdown timeout not a duration", `shutdown_timeout: 30`, "1:19: shutdown_timeout", `invalid duration "30": missing unit`},
 		{"targets not a mapping", `targets: [crm]`, "1:10: targets", `must be a mapping (key: value), not a list`},

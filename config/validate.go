@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks the config and returns an ErrorList of every problem, or
@@ -129,6 +130,9 @@ func (v *validator) config() {
 	v.positive(delivery.key("retention"), c.Delivery.Retention)
 	v.positive(delivery.key("dedup_window"), c.Delivery.DedupWindow)
 	v.positive(delivery.key("lease_timeout"), c.Delivery.LeaseTimeout)
+	if d := c.Delivery.HeartbeatTimeout; d < Duration(2*time.Second) {
+		v.add(delivery.key("heartbeat_timeout"), "must be at least 2s (two heartbeats), not %s", d)
+	}
 	v.positive(root.key("shutdown_timeout"), c.ShutdownTimeout)
 
 	targets := root.key("targets")

@@ -4,8 +4,10 @@
 // It uses pgx v5 and its pool. Every process may accept, lease and complete
 // at once: work is divided by row leases taken with FOR UPDATE SKIP LOCKED,
 // so two workers never get the same delivery and never wait on each other,
-// and a process that dies loses nothing, since its leases expire and other
-// processes take the deliveries over. The tables, their columns and the
+// and a process that dies loses nothing: its leases are taken back, by
+// the node itself when it restarts under the same node id, or by the
+// others once its heartbeat (Store.Reclaim, in the nodes table) is older
+// than the heartbeat timeout, and at worst expire. The tables, their columns and the
 // semantics are those of the sqlite package; storetest holds both engines
 // to one behaviour.
 //

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -138,7 +139,9 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 
 // ReleaseLeases gives back the deliveries leased by Owner (those in IDs
 // when IDs is not empty) and notifies their targets, so that workers of
-// other processes pick them up at once. A zero Now is the current time.
+// other processes pick them up at once. With IDs empty it also deletes
+// Owner's heartbeat row (see Reclaim): Owner has stopped. A zero Now is
+// the current time.
 func (s *Store) ReleaseLeases(ctx context.Context, p fanout.ReleaseParams) (int, error) {
 	query, args := qReleaseLeases, []any{s.channel, stored(orNow(p.Now)), p.Owner}
 	if len(p.IDs) > 0 {
@@ -149,7 +152,80 @@ func (s *Store) ReleaseLeases(ctx context.Context, p fanout.ReleaseParams) (int,
 	if err != nil {
 		return 0, s.dbErr("release leases", err)
 	}
+	if len(p.IDs) == 0 {
+		s.forgetOwner(p.Owner)
+	}
 	return int(n), nil
+}
+
+// Reclaim is p.Owner's heartbeat: it records that the owner (of node
+// p.Node) is alive, in the nodes table, and takes back the leases of the
+// owners that are gone: at once those of p.Node's earlier owners (the
+// node restarted: an owner is one run of a process), and those of any
+// owner whose last heartbeat is older than p.DeadAfter, once p.Owner has
+// itself been heartbeating without a gap for p.DeadAfter (so that a
+// database outage, which stops every heartbeat, makes nobody look gone).
+// A zero Now is the database server's clock, shared by every node; a
+// zero DeadAfter takes back only p.Node's earlier owners. An owner that
+// never called Reclaim has no row: its leases wait for their expiry.
+//
+// In the common case, nothing gone, it is one statement; taking leases
+// back is a second one, which checks again under the rows' locks that
+// each owner is still gone, so a heartbeat that lands meanwhile keeps
+// its leases. An owner that finds its row gone (others judged it gone
+// after a gap longer than DeadAfter) is registered again, with a warning:
+// its leases were taken back and what it is sending now may be sent
+// twice.
+func (s *Store) Reclaim(ctx context.Context, p fanout.ReclaimParams) (int, error) {
+	var at *time.Time
+	if !p.Now.IsZero() {
+		at = optTime(p.Now)
+	}
+	var (
+		now      time.Time
+		inserted bool
+		gone     []string
+	)
+	err := s.pool.QueryRow(ctx, qHeartbeat, p.Owner, p.Node, at, p.DeadAfter.Microseconds()).Scan(&now, &inserted, &gone)
+	if err != nil {
+		return 0, s.dbErr("reclaim: heartbeat", err)
+	}
+	s.noteHeartbeat(ctx, p.Owner, inserted)
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	cutoff := now.Add(-p.DeadAfter)
+	if p.DeadAfter <= 0 {
+		cutoff = time.Time{} // no heartbeat is that old: only the node's earlier owners
+	}
+	var n, notified int64
+	if err := s.pool.QueryRow(ctx, qReclaimGone, s.channel, now, gone, p.Node, cutoff).Scan(&n, &notified); err != nil {
+		return 0, s.dbErr("reclaim: take back leases", err)
+	}
+	return int(n), nil
+}
+
+// noteHeartbeat keeps the owners this Store has registered, and warns when
+// one of them had to be registered again.
+func (s *Store) noteHeartbeat(ctx context.Context, owner string, inserted bool) {
+	s.ownersMu.Lock()
+	_, known := s.owners[owner]
+	s.owners[owner] = struct{}{}
+	s.ownersMu.Unlock()
+	if inserted && known {
+		s.logger.LogAttrs(ctx, slog.LevelWarn,
+			"postgres: another node judged this one gone (no heartbeat for the heartbeat timeout) and took back its leases; "+
+				"deliveries in flight here may be sent twice",
+			slog.String(logKeyOwner, owner))
+	}
+}
+
+// forgetOwner is called when owner has released all its leases: it has
+// left, and its row with it.
+func (s *Store) forgetOwner(owner string) {
+	s.ownersMu.Lock()
+	delete(s.owners, owner)
+	s.ownersMu.Unlock()
 }
 
 // NextDue returns the earliest due_at of the target's deliveries.

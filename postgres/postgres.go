@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,11 @@ type Store struct {
 	logger  *slog.Logger
 	schema  string
 	channel string // LISTEN/NOTIFY channel of the deliveries made due
+
+	// owners are the lease owners whose heartbeat this Store has recorded
+	// (Reclaim), to tell when one had to be registered again.
+	ownersMu sync.Mutex
+	owners   map[string]struct{}
 
 	// life ends when Close is called; it stops the Listen loops.
 	life context.Context
@@ -89,6 +95,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		logger:  logger,
 		schema:  opts.Schema,
 		channel: channelName(opts.Schema),
+		owners:  make(map[string]struct{}),
 		life:    life,
 		kill:    kill,
 	}, nil
@@ -227,4 +234,5 @@ const (
 	logKeyError   = "error"
 	logKeyRetryIn = "retry_in"
 	logKeySchema  = "schema"
+	logKeyOwner   = "owner"
 )

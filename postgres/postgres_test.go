@@ -110,9 +110,10 @@ func openMigrated(tb testing.TB) (*postgres.Store, string) {
 func TestStore(t *testing.T) {
 	t.Parallel()
 	testURL(t)
-	storetest.Run(t, func(t *testing.T) fanout.Store {
+	storetest.Run(t, func(t *testing.T) func() fanout.Store {
 		t.Helper()
-		return open(t, newSchema(t))
+		schema := newSchema(t)
+		return func() fanout.Store { return open(t, schema) }
 	})
 }
 
@@ -162,12 +163,12 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[applied])
 	require.NoError(t, err)
-	require.Equal(t, []applied{{1, "init"}, {2, "steps"}}, got, "every migration recorded once")
+	require.Equal(t, []applied{{1, "init"}, {2, "steps"}, {3, "nodes"}}, got, "every migration recorded once")
 
 	var tables int
 	require.NoError(t, conn.QueryRow(t.Context(),
 		"SELECT count(*) FROM pg_tables WHERE schemaname = $1", schema).Scan(&tables))
-	require.Equal(t, 5, tables, "messages, deliveries, attempts, idempotency_keys, fanout_migrations")
+	require.Equal(t, 6, tables, "messages, deliveries, attempts, idempotency_keys, nodes, fanout_migrations")
 
 	// The schema works from every process.
 	m := message("r", time.Now())

@@ -168,10 +168,13 @@ WHERE d.id = v.delivery_id AND d.lease_owner = v.owner AND d.state = 'delivering
 	// attempt fewer, pending again if that leaves none. Other nodes'
 	// workers are notified: the work is theirs now. Leased deliveries have
 	// a due_at, so the scan stays on the deliveries_due index.
+	// The owner is done: its heartbeat row goes too (see Reclaim).
 	qReleaseLeases = `WITH changed AS (
     UPDATE deliveries SET ` + releaseSet + `
     WHERE due_at IS NOT NULL AND state = 'delivering' AND lease_owner = $3
     RETURNING target
+), left_nodes AS (
+    DELETE FROM nodes WHERE owner = $3
 )` + qCountAndNotify
 	// qReleaseLeaseIDs is qReleaseLeases for the deliveries in $4 only.
 	qReleaseLeaseIDs = `WITH changed AS (
@@ -183,6 +186,47 @@ WHERE d.id = v.delivery_id AND d.lease_owner = v.owner AND d.state = 'delivering
         attempts = GREATEST(attempts - 1, 0),
         due_at = LEAST(next_attempt_at, $2),
         lease_owner = NULL, lease_expires_at = NULL, updated_at = $2`
+
+	// qHeartbeat records that owner $1 of node $2 is alive at $3 (NULL:
+	// the server's clock), starting a new run of heartbeats (alive_since)
+	// when its last one is older than the timeout $4 (microseconds), and
+	// returns the time it used, whether the row is new, and the owners
+	// that look gone: the earlier owners of node $2, and, once $1 has been
+	// alive for the timeout itself, those whose heartbeat is older than
+	// it. qReclaimGone checks them again under their row locks.
+	qHeartbeat = `WITH t AS (
+    SELECT COALESCE($3::timestamptz, now()) AS now, $4::bigint * interval '1 microsecond' AS dead
+), me AS (
+    INSERT INTO nodes AS n (owner, node, started_at, alive_since, heartbeat_at)
+    SELECT $1, $2, t.now, t.now, t.now FROM t
+    ON CONFLICT (owner) DO UPDATE SET node = EXCLUDED.node, heartbeat_at = EXCLUDED.heartbeat_at,
+        alive_since = CASE WHEN n.heartbeat_at < EXCLUDED.heartbeat_at - (SELECT dead FROM t)
+            THEN EXCLUDED.heartbeat_at ELSE n.alive_since END
+    RETURNING n.heartbeat_at, n.alive_since, (n.xmax = 0) AS inserted
+)
+SELECT me.heartbeat_at, me.inserted, ARRAY(
+    SELECT o.owner FROM nodes AS o
+    WHERE o.owner <> $1 AND (($2 <> '' AND o.node = $2)
+        OR (t.dead > interval '0' AND me.alive_since <= t.now - t.dead AND o.heartbeat_at < t.now - t.dead))
+    ORDER BY o.owner)
+FROM me, t`
+
+	// qReclaimGone deletes the rows of the owners in $3 that are still gone
+	// at $2 (earlier owners of node $4, or no heartbeat since $5; a
+	// heartbeat that committed meanwhile keeps its owner) and takes back
+	// their leases: due again, attempts kept (the owner may have sent
+	// them), retrying. Other nodes' workers are notified on channel $1.
+	qReclaimGone = `WITH gone AS (
+    DELETE FROM nodes
+    WHERE owner = ANY ($3::text[]) AND (($4 <> '' AND node = $4) OR heartbeat_at < $5)
+    RETURNING owner
+), changed AS (
+    UPDATE deliveries SET state = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END,
+        due_at = LEAST(next_attempt_at, $2),
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+    WHERE due_at IS NOT NULL AND state = 'delivering' AND lease_owner IN (SELECT owner FROM gone)
+    RETURNING target
+)` + qCountAndNotify
 
 	qNextDue = `SELECT min(due_at) FROM deliveries WHERE target = $1 AND due_at IS NOT NULL`
 

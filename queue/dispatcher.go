@@ -28,6 +28,10 @@ const (
 	// DefaultLeaseFor is the lease duration used when neither the config's
 	// Delivery.LeaseTimeout nor DispatcherOptions.LeaseFor is set.
 	DefaultLeaseFor = time.Minute
+	// DefaultHeartbeat is the default DispatcherOptions.Heartbeat.
+	DefaultHeartbeat = time.Second
+	// DefaultDeadAfter is the default DispatcherOptions.DeadAfter.
+	DefaultDeadAfter = 5 * time.Second
 
 	// Defaults applied to a target whose policy fields are zero (a config
 	// built in Go rather than parsed); they match the config package's.
@@ -93,6 +97,22 @@ type DispatcherOptions struct {
 	// MaxResponseBody is how much of a target's response body an attempt
 	// record keeps. Default 1KiB.
 	MaxResponseBody int64
+	// Node names this process across its restarts (unlike Owner, which
+	// is new at every start). Run's first Store.Reclaim takes back the
+	// leases of the node's earlier runs at once (PostgreSQL; SQLite takes
+	// back every lease of its file anyway). It must be unique among the
+	// processes sharing a store; empty: none (a dead run's leases are then
+	// taken back after DeadAfter).
+	Node string
+	// Heartbeat is how often Run calls Store.Reclaim, from start until
+	// its last outcome is recorded at shutdown: the heartbeat that keeps
+	// other processes off this one's leases, and the look for the leases
+	// of processes that stopped. Default 1s.
+	Heartbeat time.Duration
+	// DeadAfter is how long a process sharing the store may miss its
+	// heartbeats before this one takes back its leases; several
+	// Heartbeats. Default 5s.
+	DeadAfter time.Duration
 	// Hooks are optional metrics callbacks.
 	Hooks Hooks
 }
@@ -123,6 +143,7 @@ type runState int
 
 const (
 	stateIdle runState = iota
+	stateStarting
 	stateRunning
 	stateStopped
 )
@@ -144,6 +165,12 @@ func NewDispatcher(store fanout.Store, sender Sender, opts DispatcherOptions) *D
 	}
 	if opts.MaxResponseBody <= 0 {
 		opts.MaxResponseBody = DefaultMaxResponseBody
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	if opts.DeadAfter <= 0 {
+		opts.DeadAfter = DefaultDeadAfter
 	}
 	return &Dispatcher{
 		store:   store,
@@ -198,17 +225,34 @@ func (d *Dispatcher) Notify(target string) {
 	}
 }
 
-// Run starts the workers and the completer and blocks until ctx is
-// cancelled. It then stops leasing, lets in-flight attempts finish for up
-// to ShutdownGrace (and cancels the rest), records every outcome, gives
-// back the leases it did not use, and returns nil once every goroutine it
-// started has stopped. Run may be called once.
+// Run takes back the leases of processes that stopped without giving
+// them back (Store.Reclaim), starts the workers, the completer and the
+// heartbeat, and blocks until ctx is cancelled. It then stops leasing,
+// lets in-flight attempts finish for up to ShutdownGrace (and cancels the
+// rest), records every outcome, stops the heartbeat, gives back the
+// leases it did not use, and returns nil once every goroutine it started
+// has stopped. Run may be called once.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	d.mu.Lock()
 	if d.state != stateIdle {
 		d.mu.Unlock()
 		return errors.New("queue: dispatcher: Run called twice")
 	}
+	d.state = stateStarting
+	d.mu.Unlock()
+	// Before any worker leases: what a dead run held is due again, and the
+	// workers' first leases find it. SetConfig meanwhile only records its
+	// config, and Notify finds no worker, as before Run.
+	var hb heartbeat
+	hb.beat(ctx, d, storeTimeout, false)
+	hbCtx, hbStop := context.WithCancel(context.WithoutCancel(ctx))
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		hb.run(hbCtx, d)
+	}()
+
+	d.mu.Lock()
 	d.state = stateRunning
 	d.runCtx = ctx
 	d.comp = newCompleter(d.store, d.log, d.Notify)
@@ -232,6 +276,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.wg.Wait()
 	d.comp.close()
 	<-compDone
+	// The heartbeat lasts as long as this process may still send or
+	// record anything: during the shutdown grace the leases are still
+	// ours.
+	hbStop()
+	<-hbDone
 
 	// Safety net: nothing of this process runs any more, so whatever is
 	// still leased by Owner (an outcome the completer could not record)
@@ -246,6 +295,65 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.log.Warn("released leases left at shutdown", slog.Int(keyCount, n))
 	}
 	return nil
+}
+
+// heartbeat calls Store.Reclaim for Run; it belongs to Run's goroutine
+// until Run hands it to the heartbeat goroutine.
+type heartbeat struct {
+	failing bool // the last call failed: log the next failure at debug only
+}
+
+// run beats every Heartbeat until ctx ends.
+func (h *heartbeat) run(ctx context.Context, d *Dispatcher) {
+	tick := time.NewTicker(d.opts.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			h.beat(ctx, d, d.opts.DeadAfter, true) // a heartbeat later than DeadAfter is too late anyway
+		}
+	}
+}
+
+// beat makes one Store.Reclaim call and, with wake, wakes every worker
+// when it took deliveries back.
+func (h *heartbeat) beat(ctx context.Context, d *Dispatcher, timeout time.Duration, wake bool) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	n, err := d.store.Reclaim(rctx, fanout.ReclaimParams{
+		Owner:     d.opts.Owner,
+		Node:      d.opts.Node,
+		DeadAfter: d.opts.DeadAfter,
+	})
+	cancel()
+	switch {
+	case err != nil:
+		if ctx.Err() != nil {
+			return
+		}
+		level := slog.LevelWarn
+		if h.failing {
+			level = slog.LevelDebug
+		}
+		h.failing = true
+		d.log.Log(ctx, level, "heartbeat: reclaim leases failed; retrying every heartbeat", slog.Any(keyError, err))
+		return
+	case h.failing:
+		h.failing = false
+		d.log.Info("heartbeat: store reachable again")
+	}
+	if n > 0 {
+		d.log.Info("took back the leases of stopped processes", slog.Int(keyCount, n))
+		if !wake {
+			return
+		}
+		d.mu.RLock()
+		for _, w := range d.workers {
+			w.notify()
+		}
+		d.mu.RUnlock()
+	}
 }
 
 // applyLocked reconciles the workers with d.cfg. d.mu must be held and the

@@ -354,9 +354,13 @@ func TestExpiredLeaseOfDeadOwnerIsDeliveredAgain(t *testing.T) {
 	tg := newTarget(t, nil)
 	ids := acceptN(t, st, 1, "a")
 
-	// A process leased the delivery and died.
+	// A process leased the delivery and died, after the file's leases were
+	// taken back at start (as by another dispatcher of this process): only
+	// the lease's expiry can free it now.
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
+	_, err := st.Reclaim(ctx, fanout.ReclaimParams{Owner: "earlier"})
+	require.NoError(t, err)
 	leased, err := st.Lease(ctx, fanout.LeaseParams{Target: "a", Owner: "dead-process", Limit: 10, Now: time.Now(), LeaseFor: 300 * time.Millisecond})
 	require.NoError(t, err)
 	require.Len(t, leased, 1)
@@ -367,6 +371,34 @@ func TestExpiredLeaseOfDeadOwnerIsDeliveredAgain(t *testing.T) {
 	reqs := tg.requestsFor(ids[0])
 	require.Len(t, reqs, 1)
 	require.Equal(t, "2", reqs[0].Header.Get("Fanout-Attempt"), "the dead owner's attempt counts")
+}
+
+// TestStartTakesBackLeasesOfADeadProcess: a process leased deliveries for
+// ten minutes and was killed; the next dispatcher on the file sends them at
+// start, and their attempt numbers count the dead process's attempt.
+func TestStartTakesBackLeasesOfADeadProcess(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	tg := newTarget(t, nil)
+	ids := acceptN(t, st, 3, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	leased, err := st.Lease(ctx, fanout.LeaseParams{Target: "a", Owner: "killed", Limit: 2, Now: time.Now(), LeaseFor: 10 * time.Minute})
+	require.NoError(t, err)
+	require.Len(t, leased, 2)
+
+	startDispatcher(t, st, newConfig(newTargetConfig(t, "a", tg.srv.URL)), DispatcherOptions{IdlePoll: time.Minute})
+	waitState(t, st, ids, "a", fanout.StateSucceeded)
+	wasLeased := map[string]bool{leased[0].Message.ID: true, leased[1].Message.ID: true}
+	for _, id := range ids {
+		reqs := tg.requestsFor(id)
+		require.Len(t, reqs, 1)
+		want := "1"
+		if wasLeased[id] {
+			want = "2"
+		}
+		require.Equal(t, want, reqs[0].Header.Get("Fanout-Attempt"), "message %s", id)
+	}
 }
 
 func TestShutdownFinishesInFlightAndReleasesTheRest(t *testing.T) {

@@ -21,7 +21,10 @@
 //     and forgets old idempotency keys.
 //
 // Crash safety comes from the store's leases: a delivery leased by a
-// process that dies becomes due again when its lease expires. On a clean
-// shutdown the Dispatcher finishes in-flight attempts (up to a grace
+// process that dies becomes due again when its lease expires, and sooner
+// through Store.Reclaim, which the Dispatcher calls before its workers
+// lease and then every Heartbeat: it takes back the leases of processes
+// that have stopped (docs/operations.md, "Recovery after a crash"). On a
+// clean shutdown the Dispatcher finishes in-flight attempts (up to a grace
 // period), records their outcomes and gives back the leases it did not use.
 package queue

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,13 +115,6 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 			}
 		},
 	})
-	s.dispatcher = queue.NewDispatcher(s.store, s.client, queue.DispatcherOptions{
-		Logger:        logger,
-		LeaseFor:      cfg.Delivery.LeaseTimeout.D(),
-		ShutdownGrace: cfg.ShutdownTimeout.D(),
-		Hooks:         s.obs.queueHooks(),
-	})
-	s.dispatcher.SetConfig(cfg)
 	s.purger = queue.NewPurger(s.store, queue.PurgerOptions{
 		Logger:      logger,
 		Retention:   func() time.Duration { return s.cfg.Load().Delivery.Retention.D() },
@@ -135,6 +129,17 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	if s.dataLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("data-plane listener: %w", err)
 	}
+	// The dispatcher comes after the data listener: its default node id
+	// is the port it bound.
+	s.dispatcher = queue.NewDispatcher(s.store, s.client, queue.DispatcherOptions{
+		Logger:        logger,
+		LeaseFor:      cfg.Delivery.LeaseTimeout.D(),
+		ShutdownGrace: cfg.ShutdownTimeout.D(),
+		Node:          nodeID(cfg.Store.NodeID, s.dataLn.Addr()),
+		DeadAfter:     cfg.Delivery.HeartbeatTimeout.D(),
+		Hooks:         s.obs.queueHooks(),
+	})
+	s.dispatcher.SetConfig(cfg)
 
 	s.gateway, err = gateway.New(cfg, gateway.Options{
 		Logger:    logger,
@@ -230,6 +235,25 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 		slog.Int("routes", len(cfg.Routes)),
 		slog.Int("targets", len(cfg.Targets)))
 	return s, nil
+}
+
+// nodeID is the config's store.node_id, else "<hostname>:<port>" of the
+// data listener: the same across restarts of a process on one host and
+// one port (docs/operations.md), and different for two processes on one
+// host, which cannot share a port.
+func nodeID(configured string, data net.Addr) string {
+	if configured != "" {
+		return configured
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "fanout"
+	}
+	port := ""
+	if a, ok := data.(*net.TCPAddr); ok {
+		port = strconv.Itoa(a.Port)
+	}
+	return host + ":" + port
 }
 
 func (s *Server) goBackground(f func()) {

@@ -6,10 +6,14 @@
 // at synchronous=NORMAL and a durable write (an accept) returns only after
 // the WAL has been fdatasync'ed (walsync.go: one sync covers every commit
 // before it, and runs after the write lock is released), so a commit that
-// returned is on disk, even across a power loss. SQLite allows one writer at a time, so a Store keeps one connection
-// for every write (its transactions begin IMMEDIATE, which also serializes
-// writers in other processes on the same file) and a separate pool of
-// read-only connections that read a snapshot while the writer commits.
+// returned is on disk, even across a power loss. SQLite allows one writer
+// at a time, so a Store keeps one connection for every write (its
+// transactions begin IMMEDIATE, so they never fail to upgrade a read lock)
+// and a separate pool of read-only connections that read a snapshot while
+// the writer commits. A Store owns its file: Open locks path+".lock" until
+// Close, so a second Store on the file, in any process, fails at once, and
+// every lease found in the file when the Store starts (Reclaim) belongs to
+// a process that has stopped.
 //
 // Throughput comes from batching, not from concurrent writers: Accept and
 // Complete take many items and commit them in one transaction (one fsync),

@@ -165,6 +165,27 @@ func (s *Store) ReleaseLeases(ctx context.Context, p fanout.ReleaseParams) (int,
 	return int(n), err
 }
 
+// Reclaim takes back, on the first call after Open, every delivery leased
+// by an owner other than p.Owner: Open holds the file's lock, so whoever
+// leased them is a process that has stopped. Later calls do nothing and
+// cost nothing: while the lock is held no other process leases, and the
+// owners of this process give their leases back themselves. Node and
+// DeadAfter do not matter here. A zero Now is the current time. A failed
+// call leaves the work to the next one.
+func (s *Store) Reclaim(ctx context.Context, p fanout.ReclaimParams) (int, error) {
+	s.reclaimMu.Lock()
+	defer s.reclaimMu.Unlock()
+	if s.reclaimed {
+		return 0, nil
+	}
+	n, err := s.exec(ctx, "reclaim leases", writeRelaxed, qReclaimLeases, millis(orNow(p.Now)), p.Owner)
+	if err != nil {
+		return 0, err
+	}
+	s.reclaimed = true
+	return int(n), nil
+}
+
 // NextDue returns the earliest due_at of the target's deliveries.
 func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, error) {
 	var due sql.NullInt64

@@ -148,6 +148,15 @@ WHERE lease_owner = ?2 AND state = 'delivering'`
 	// qReleaseLeaseIDs is qReleaseLeases for the ids in a JSON array.
 	qReleaseLeaseIDs = qReleaseLeases + ` AND id IN (SELECT value FROM json_each(?3))`
 
+	// qReclaimLeases takes back every delivery leased by an owner other
+	// than ?2: due again as in qReleaseLeases, but the attempt count stays
+	// (the owner may have sent it), so the state is retrying.
+	qReclaimLeases = `UPDATE deliveries SET
+    state = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END,
+    due_at = MIN(next_attempt_at, ?1),
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
+WHERE state = 'delivering' AND lease_owner IS NOT ?2`
+
 	qNextDue = `SELECT MIN(due_at) FROM deliveries WHERE target = ? AND due_at IS NOT NULL`
 )
 

@@ -31,8 +31,9 @@ type Options struct {
 // use; writes are serialized on one connection, reads use a pool, and a
 // background goroutine checkpoints the WAL so that commits do not.
 type Store struct {
-	writer *sql.DB // one connection, IMMEDIATE transactions
-	reader *sql.DB // read-only pool
+	lock   *fileLock // held from Open to Close (lock.go)
+	writer *sql.DB   // one connection, IMMEDIATE transactions
+	reader *sql.DB   // read-only pool
 	logger *slog.Logger
 	ckpt   *checkpointer
 	closed atomic.Bool
@@ -42,6 +43,11 @@ type Store struct {
 	// synchronous=FULL and switches to NORMAL for relaxed writes.
 	wal *walSyncer
 
+	// reclaimMu guards reclaimed, set once Reclaim has taken back the
+	// leases found in the file.
+	reclaimMu sync.Mutex
+	reclaimed bool
+
 	stmtsMu sync.Mutex
 	stmts   map[string]*sql.Stmt // prepared on writer, by query; nil once closed
 	wanted  map[string]struct{}  // queries to prepare and keep
@@ -49,6 +55,10 @@ type Store struct {
 
 // Open opens (creating it if needed) the SQLite database at path and
 // returns a Store on it. It does not migrate: call Migrate before use.
+// The Store holds an exclusive lock on the file (path+".lock") until
+// Close: while it is open, another Open of path, in this process or
+// another, fails at once with an error that wraps ErrLocked and names the
+// file.
 // path is a file name; ":memory:" is refused because the writer and the
 // readers must share one database. The Store starts a goroutine that Close
 // stops.
@@ -60,12 +70,20 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// One Store per file, in any process: the lock comes first and is held
+	// until Close, so that Reclaim may take every lease it finds as one
+	// of a process that is gone.
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w: %w", path, fanout.ErrStoreUnavailable, err)
+	}
 	var opened []*sql.DB
 	fail := func(err error) (*Store, error) {
 		errs := []error{fmt.Errorf("open sqlite %s: %w: %w", path, fanout.ErrStoreUnavailable, err)}
 		for _, db := range opened {
 			errs = append(errs, db.Close())
 		}
+		errs = append(errs, lock.release())
 		return nil, errors.Join(errs...)
 	}
 	// The writer connects first: it switches the file to WAL, which the
@@ -117,6 +135,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 	}
 	return &Store{
+		lock:   lock,
 		writer: opened[0],
 		reader: opened[1],
 		wal:    wal,
@@ -202,6 +221,7 @@ func (s *Store) Close() error {
 	if s.wal != nil {
 		errs = append(errs, s.wal.close()) // after the connections: see openWALSyncer
 	}
+	errs = append(errs, s.lock.release()) // last: the file is free once nothing of this Store uses it
 	return errors.Join(errs...)
 }
 

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -46,8 +47,9 @@ func open(t *testing.T, path string) *sqlite.Store {
 
 func TestStore(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) fanout.Store {
-		return open(t, filepath.Join(t.TempDir(), "fanout.db"))
+	storetest.Run(t, func(t *testing.T) func() fanout.Store {
+		path := filepath.Join(t.TempDir(), "fanout.db")
+		return func() fanout.Store { return open(t, path) }
 	})
 }
 
@@ -120,68 +122,30 @@ func TestWriteErrorsAreUnavailable(t *testing.T) {
 
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "fanout.db")
-	a, b := open(t, path), open(t, path)
+	s := open(t, filepath.Join(t.TempDir(), "fanout.db"))
 	errs := make(chan error, 2)
-	go func() { errs <- a.Migrate(t.Context()) }()
-	go func() { errs <- b.Migrate(t.Context()) }()
+	go func() { errs <- s.Migrate(t.Context()) }()
+	go func() { errs <- s.Migrate(t.Context()) }()
 	require.NoError(t, <-errs)
 	require.NoError(t, <-errs)
 }
 
-// TestTwoStoresOnOneFile stands for two processes on one database file:
-// what one commits the other reads at once (no Close, no checkpoint
-// needed, as after a kill -9), and their leases never overlap because
-// write transactions are IMMEDIATE.
-func TestTwoStoresOnOneFile(t *testing.T) {
+// TestOneStorePerFile opens a file twice, as a second process would: the
+// second Open fails at once, naming the file, until the first Store is
+// closed (or its process ends, which frees the lock the same way).
+func TestOneStorePerFile(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "fanout.db")
-	a, b := open(t, path), open(t, path)
-	require.NoError(t, a.Migrate(ctx))
+	first := open(t, path)
+	require.NoError(t, first.Migrate(t.Context()))
 
-	const total = 300
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	params := make([]fanout.AcceptParams, total)
-	for i := range params {
-		params[i] = fanout.AcceptParams{
-			Message: fanout.Message{ID: fanout.NewMessageID(), Route: "r", Method: http.MethodPost, Path: "/in", ReceivedAt: now},
-			Targets: []string{"t"},
-		}
-	}
-	_, err := a.Accept(ctx, params)
-	require.NoError(t, err)
-	_, err = b.GetMessage(ctx, params[total-1].Message.ID)
-	require.NoError(t, err, "the other store reads the commit")
+	_, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+	require.ErrorIs(t, err, sqlite.ErrLocked)
+	require.ErrorIs(t, err, fanout.ErrStoreUnavailable)
+	require.ErrorContains(t, err, path+": ")
+	require.ErrorContains(t, err, "in use by another fanout process (pid "+strconv.Itoa(os.Getpid())+", lock file "+path+".lock)")
 
-	got := make([][]int64, 2)
-	errs := make([]error, 2)
-	done := make(chan struct{})
-	for i, s := range []*sqlite.Store{a, b} {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for range total {
-				leased, err := s.Lease(ctx, fanout.LeaseParams{Target: "t", Owner: strconv.Itoa(i), Limit: 5, Now: now, LeaseFor: time.Hour})
-				if err != nil || len(leased) == 0 {
-					errs[i] = err
-					return
-				}
-				for _, ld := range leased {
-					got[i] = append(got[i], ld.Delivery.ID)
-				}
-			}
-		}()
-	}
-	<-done
-	<-done
-	require.NoError(t, errs[0])
-	require.NoError(t, errs[1])
-	seen := map[int64]bool{}
-	for _, ids := range got {
-		for _, id := range ids {
-			require.False(t, seen[id], "delivery %d leased twice", id)
-			seen[id] = true
-		}
-	}
-	require.Len(t, seen, total)
+	require.NoError(t, first.Close())
+	again := open(t, path)
+	require.NoError(t, again.Migrate(t.Context()), "free once the first is closed")
 }

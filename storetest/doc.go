@@ -1,13 +1,17 @@
 // Package storetest is the contract of fanout.Store, as tests that every
-// engine runs. An engine's test calls Run once with a function that returns
-// a fresh, empty store on a real database:
+// engine runs. An engine's test calls Run once with a function that makes
+// a fresh, empty real database and returns how to open a store on it (a
+// test may close its store and open another, to play a restart):
 //
 //	func TestStore(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) fanout.Store {
-//			s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "fanout.db"), sqlite.Options{})
-//			require.NoError(t, err)
-//			t.Cleanup(func() { _ = s.Close() })
-//			return s
+//		storetest.Run(t, func(t *testing.T) func() fanout.Store {
+//			path := filepath.Join(t.TempDir(), "fanout.db")
+//			return func() fanout.Store {
+//				s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+//				require.NoError(t, err)
+//				t.Cleanup(func() { _ = s.Close() })
+//				return s
+//			}
 //		})
 //	}
 //

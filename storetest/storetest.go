@@ -12,10 +12,14 @@ import (
 )
 
 // Run runs the contract tests of fanout.Store as subtests of t, grouped by
-// method. Each test runs in parallel with the others on its own store:
-// newStore must return a new, empty store each time it is called and
-// arrange for it to be closed (t.Cleanup). Run migrates it.
-func Run(t *testing.T, newStore func(t *testing.T) fanout.Store) {
+// method. Each test runs in parallel with the others on its own database:
+// newDatabase must create a new, empty database each time it is called and
+// return a function that opens a store on it; every store that function
+// returns must be closed when the test ends (t.Cleanup; Close is
+// idempotent). A test opens its first store at once, and may close it and
+// open another on the same database to play a process that restarts.
+// Run migrates every store it opens.
+func Run(t *testing.T, newDatabase func(t *testing.T) func() fanout.Store) {
 	t.Helper()
 	groups := []struct {
 		name  string
@@ -27,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) fanout.Store) {
 		{"Lease", leaseTests()},
 		{"Complete", completeTests()},
 		{"ReleaseLeases", releaseTests()},
+		{"Reclaim", reclaimTests()},
 		{"NextDue", nextDueTests()},
 		{"GetMessage", getMessageTests()},
 		{"ListMessages", listMessagesTests()},
@@ -43,7 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) fanout.Store) {
 			for _, tc := range g.tests {
 				t.Run(tc.name, func(t *testing.T) {
 					t.Parallel()
-					tc.run(t, setup(t, newStore))
+					tc.run(t, setup(t, newDatabase))
 				})
 			}
 		})
@@ -62,21 +67,34 @@ type bundle struct {
 	t     *testing.T
 	ctx   context.Context
 	store fanout.Store
+	open  func() fanout.Store // another store on the same database
 	// t0 is the start of the test's clock, millisecond aligned, in UTC.
 	t0 time.Time
 }
 
 // setup returns a bundle around a new migrated store.
-func setup(t *testing.T, newStore func(t *testing.T) fanout.Store) *bundle {
+func setup(t *testing.T, newDatabase func(t *testing.T) func() fanout.Store) *bundle {
 	t.Helper()
-	s := newStore(t)
+	open := newDatabase(t)
+	s := open()
 	require.NoError(t, s.Migrate(t.Context()))
 	return &bundle{
 		t:     t,
 		ctx:   t.Context(),
 		store: s,
+		open:  open,
 		t0:    time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
 	}
+}
+
+// restart plays a process that dies and starts again: the store is closed
+// with nothing given back (Close releases no lease) and a new one opened
+// on the same database.
+func (b *bundle) restart() {
+	b.t.Helper()
+	require.NoError(b.t, b.store.Close())
+	b.store = b.open()
+	require.NoError(b.t, b.store.Migrate(b.ctx))
 }
 
 // at is t0 plus d.
