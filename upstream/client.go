@@ -52,7 +52,7 @@ type Options struct {
 // It is safe for concurrent use; make one per process.
 type Client struct {
 	transport *http.Transport
-	h1        *h1 // nil with Options.NoFastPath
+	h1        *h1 // nil with Options.NoFastPath or where !h1Supported
 	log       *slog.Logger
 	tokens    sync.Map // oauthKey → *tokenCache
 	hmacKeys  sync.Map // Standard Webhooks secret → decoded key
@@ -84,7 +84,7 @@ func New(opts Options) *Client {
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	c := &Client{transport: t, log: opts.Logger}
-	if !opts.NoFastPath {
+	if !opts.NoFastPath && h1Supported {
 		c.h1 = newH1(t)
 	}
 	return c

@@ -73,3 +73,32 @@ func TestH1SweepIdle(t *testing.T) {
 	p.mu.Unlock()
 	require.Equal(t, []*h1Conn{conns[2]}, idle, "only the live connection is left")
 }
+
+// BenchmarkH1Probe measures the check every reuse of an idle connection
+// costs (one non-blocking peek):
+//
+//	go test ./upstream -run '^$' -bench H1Probe
+func BenchmarkH1Probe(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	p := newH1(&http.Transport{DialContext: (&net.Dialer{}).DialContext})
+	pc, err := p.get(context.Background(), ln.Addr().String())
+	require.NoError(b, err)
+	defer pc.close()
+	srv := <-accepted
+	defer srv.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if !pc.alive() {
+			b.Fatal("an idle connection looks closed")
+		}
+	}
+}
