@@ -154,7 +154,7 @@ func (p *h1) eligible(req *http.Request) bool {
 		return false
 	}
 	for k, vs := range req.Header {
-		if !validHeaderName(k) {
+		if !httpguts.ValidHeaderFieldName(k) {
 			return false
 		}
 		switch k {
@@ -162,12 +162,33 @@ func (p *h1) eligible(req *http.Request) bool {
 			return false
 		}
 		for _, v := range vs {
-			if !validHeaderValue(v) {
+			if !httpguts.ValidHeaderFieldValue(v) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+var _ http.RoundTripper = (*h1)(nil)
+
+// RoundTrip sends req through the fast path when it can take it
+// (eligible), through the http.Transport otherwise.
+func (p *h1) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, _, err := p.send(req)
+	return resp, err
+}
+
+// send is RoundTrip that also reports whether the fast path took req: it
+// then keeps no reference to req once send returned, while the transport
+// may still be writing it.
+func (p *h1) send(req *http.Request) (_ *http.Response, fast bool, _ error) {
+	if !p.eligible(req) {
+		resp, err := p.t.RoundTrip(req)
+		return resp, false, err
+	}
+	resp, err := p.roundTrip(req)
+	return resp, true, err
 }
 
 // roundTrip sends req on a pooled connection and reads the response
@@ -279,9 +300,10 @@ func isProtocolSwitch(resp *http.Response) bool {
 		httpguts.HeaderValuesContainsToken(resp.Header["Connection"], "Upgrade")
 }
 
+// isConnReset reports whether err says the peer reset or closed the
+// connection under a read or write.
 func isConnReset(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && (strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "broken pipe"))
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // replayable mirrors http.Request.isReplayable: a body that can be made
@@ -635,31 +657,6 @@ func appendHeaderValue(b []byte, v string) []byte {
 		b = append(b, c)
 	}
 	return b
-}
-
-// validHeaderName reports whether k is an HTTP token (httpguts).
-func validHeaderName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c >= 0x7f || c <= ' ' || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue reports whether v has no control byte but tab
-// (httpguts.ValidHeaderFieldValue).
-func validHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func asciiPrint(s string) bool {

@@ -2,8 +2,11 @@ package upstream
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +103,43 @@ func BenchmarkH1Probe(b *testing.B) {
 		if !pc.alive() {
 			b.Fatal("an idle connection looks closed")
 		}
+	}
+}
+
+// TestH1RoundTripper: the fast path is an http.RoundTripper that takes
+// what it can and hands the rest to the transport, and says which took a
+// request.
+func TestH1RoundTripper(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Method)
+	}))
+	t.Cleanup(srv.Close)
+	tr := &http.Transport{DialContext: (&net.Dialer{}).DialContext}
+	p := newH1(tr)
+	t.Cleanup(func() { p.closeIdle(); tr.CloseIdleConnections() })
+	var rt http.RoundTripper = p
+	for _, tc := range []struct {
+		close bool // Connection: close is the transport's
+		fast  bool
+	}{{false, true}, {true, false}} {
+		req, err := http.NewRequest(http.MethodPut, srv.URL, strings.NewReader("x"))
+		require.NoError(t, err)
+		req.Close = tc.close
+		resp, fast, err := p.send(req)
+		require.NoError(t, err)
+		require.Equal(t, tc.fast, fast)
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, "PUT", string(b))
+
+		req, err = http.NewRequest(http.MethodGet, srv.URL, nil)
+		require.NoError(t, err)
+		req.Close = tc.close
+		resp, err = rt.RoundTrip(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, resp.Body.Close())
 	}
 }
