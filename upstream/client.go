@@ -235,13 +235,14 @@ func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Res
 }
 
 // roundTrip sends req through the fast path (which hands what it cannot
-// take to the transport) or, without one, the transport, and records in
-// r.fast which of them took it.
+// take to the transport) or, without one or when the target turned it off
+// (http1_fast_path: false), the transport, and records in r.fast which of
+// them took it.
 func (c *Client) roundTrip(req *http.Request, cancel context.CancelFunc, r *Request) (*http.Response, error) {
 	ctx := req.Context()
 	var resp *http.Response
 	var err error
-	if c.h1 != nil {
+	if c.h1 != nil && r.Target.FastPath() {
 		resp, r.fast, err = c.h1.send(req)
 	} else {
 		resp, err = c.transport.RoundTrip(req)

@@ -6,11 +6,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/fanouthq/fanout/config"
 )
 
 // TestH1SweepIdle: the sweep closes idle connections past the idle timeout
@@ -141,5 +144,32 @@ func TestH1RoundTripper(t *testing.T) {
 		require.NoError(t, err)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		require.NoError(t, resp.Body.Close())
+	}
+}
+
+// TestTargetTurnsFastPathOff: a target with http1_fast_path: false is
+// sent through the transport; the others through the fast path.
+func TestTargetTurnsFastPathOff(t *testing.T) {
+	t.Parallel()
+	if !h1Supported {
+		t.Skip("no fast path here")
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	c := New(Options{})
+	t.Cleanup(c.CloseIdleConnections)
+	off := false
+	for _, flag := range []*bool{&off, nil} {
+		u, err := url.Parse(srv.URL + "/")
+		require.NoError(t, err)
+		tg := &config.Target{Name: "t", URL: u.String(), ParsedURL: u, Timeout: config.Duration(5 * time.Second), HTTP1FastPath: flag}
+		r := Request{Target: tg, Body: []byte("x")}
+		_, resp, err := c.send(context.Background(), &r)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, flag == nil, r.fast, "http1_fast_path: %v", flag)
 	}
 }
