@@ -265,10 +265,11 @@ func (p *h1) exchange(ctx context.Context, pc *h1Conn, req *http.Request, wire [
 		}
 	}
 	pc.lr.remaining = -1
-	// As the transport: no keep-alive after a close or a 101; a body
-	// ends by its length, its last chunk or, without either, by close
+	// As the transport: no keep-alive after a close, a 101 or a status
+	// below 100 (a final answer all the same); a body ends by its
+	// length, its last chunk or, without either, by close
 	// (http.ReadResponse sets resp.Close then).
-	reusable := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	reusable := !resp.Close && resp.StatusCode >= 200
 	raw, switched := resp.Body, isProtocolSwitch(resp)
 	if switched {
 		// The transport hands over the connection as the body: what

@@ -473,6 +473,7 @@ func TestH1MatchesTransport(t *testing.T) {
 			check: func(t *testing.T, o rawOutcome) { require.True(t, o.BodyErr) }},
 		{name: "closes after a complete answer", script: rawScript{resp: []byte(a), fin: true}, req: get},
 		{name: "101 without asking", script: rawScript{resp: []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nraw bytes")}, req: get},
+		{name: "status below 100", script: rawScript{resp: []byte("HTTP/1.1 000\nTransfer-Encoding: chunked\n\n0\r\n\r\n")}, req: get}, // found by the fuzz target
 		{name: "keep-alive", script: rawScript{resp: []byte(a), splits: []int{5, 17, 40}}, req: get, reused: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
