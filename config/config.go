@@ -146,7 +146,15 @@ type Target struct {
 	// attempts or the admin API (Authorization, Cookie, Set-Cookie and
 	// X-Api-Key always are).
 	Redact []string `yaml:"redact"`
+	// HTTP1FastPath: false sends every request to this target through
+	// net/http's transport instead of the HTTP/1.1 fast path. Default (nil):
+	// the fast path takes the requests it can (docs/operations.md).
+	HTTP1FastPath *bool `yaml:"http1_fast_path"`
 }
+
+// FastPath reports whether requests to t may take the HTTP/1.1 fast path
+// (HTTP1FastPath unset or true).
+func (t *Target) FastPath() bool { return t.HTTP1FastPath == nil || *t.HTTP1FastPath }
 
 // Retry is a target's retry policy.
 type Retry struct {

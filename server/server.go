@@ -99,14 +99,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	if s.obs, err = newObservability(ctx, s.store, opts.Version, logger); err != nil {
 		return nil, err
 	}
-	// FANOUT_HTTP1_FAST_PATH=off sends every outbound request through
-	// net/http's transport: a way out should a target disagree with the
-	// fast path (docs/operations.md).
-	noFast := os.Getenv("FANOUT_HTTP1_FAST_PATH") == "off"
-	if noFast {
-		logger.Info("HTTP/1.1 fast path off: every outbound request goes through net/http's transport")
-	}
-	s.client = upstream.New(upstream.Options{Logger: logger, NoFastPath: noFast})
+	// A target with http1_fast_path: false is sent through net/http's
+	// transport (docs/operations.md); the client checks it per attempt, so
+	// a reload applies it.
+	s.client = upstream.New(upstream.Options{Logger: logger})
 	s.committer = queue.NewCommitter(s.store, queue.CommitterOptions{
 		Logger: logger,
 		OnCommit: func(targets map[string]struct{}) {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/config"
 )
@@ -52,7 +54,7 @@ type Options struct {
 // It is safe for concurrent use; make one per process.
 type Client struct {
 	transport *http.Transport
-	h1        *h1 // nil with Options.NoFastPath
+	h1        *h1 // the RoundTripper in front of transport; nil with Options.NoFastPath or where !h1Supported
 	log       *slog.Logger
 	tokens    sync.Map // oauthKey → *tokenCache
 	hmacKeys  sync.Map // Standard Webhooks secret → decoded key
@@ -84,7 +86,7 @@ func New(opts Options) *Client {
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	c := &Client{transport: t, log: opts.Logger}
-	if !opts.NoFastPath {
+	if !opts.NoFastPath && h1Supported {
 		c.h1 = newH1(t)
 	}
 	return c
@@ -138,6 +140,9 @@ type Request struct {
 	decodeBody bool
 	// hb is the pooled memory of the outbound header (DiscardRecord).
 	hb *headerBuf
+	// fast: the last attempt went through the fast path, which keeps no
+	// reference to the request once it returned (hb is free after it).
+	fast bool
 }
 
 // Inbound describes the inbound request a Request derives from. Empty fields
@@ -211,7 +216,7 @@ func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Res
 		c.logBuildError(ctx, r, err)
 		return nil, nil, err
 	}
-	resp, err := c.roundTrip(req, cancel)
+	resp, err := c.roundTrip(req, cancel, r)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized ||
 		r.Target.Auth == nil || r.Target.Auth.OAuth2ClientCredentials == nil {
 		return req, resp, err
@@ -225,18 +230,23 @@ func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Res
 		c.logBuildError(ctx, r, err)
 		return req, nil, err
 	}
-	resp, err = c.roundTrip(req2, cancel)
+	resp, err = c.roundTrip(req2, cancel, r)
 	return req2, resp, err
 }
 
-func (c *Client) roundTrip(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
+// roundTrip sends req through the fast path (which hands what it cannot
+// take to the transport) or, without one or when the target turned it off
+// (http1_fast_path: false), the transport, and records in r.fast which of
+// them took it.
+func (c *Client) roundTrip(req *http.Request, cancel context.CancelFunc, r *Request) (*http.Response, error) {
 	ctx := req.Context()
 	var resp *http.Response
 	var err error
-	if c.h1 != nil && c.h1.eligible(req) {
-		resp, err = c.h1.roundTrip(req)
+	if c.h1 != nil && r.Target.FastPath() {
+		resp, r.fast, err = c.h1.send(req)
 	} else {
 		resp, err = c.transport.RoundTrip(req)
+		r.fast = false
 	}
 	if err != nil {
 		err = withContextErr(ctx, err)
@@ -280,8 +290,9 @@ func (c *Client) Exchange(ctx context.Context, r Request, maxBody int64) (res Re
 	}
 	defer func() {
 		_ = resp.Body.Close()
-		if r.hb != nil && isFastBody(resp.Body) {
-			// Written by the fast path, which keeps no reference to it.
+		if r.hb != nil && r.fast {
+			// Written by the fast path, which keeps no reference to it
+			// (the transport's writeLoop may still hold it).
 			req.Header = nil
 			headerBufPool.Put(r.hb)
 		}
@@ -400,7 +411,7 @@ func (c *Client) newRequest(ctx context.Context, r *Request) (*http.Request, con
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	if !validMethod(method) {
+	if !httpguts.ValidHeaderFieldName(method) { // a method is a token, as a header name
 		return nil, nil, fmt.Errorf("%w: target %s: invalid method %q", errBuild, t.Name, method)
 	}
 	// The attempt's own timer is only needed when it ends before ctx does
@@ -476,17 +487,6 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// isFastBody reports whether body is the response body of an attempt
-// sent by the HTTP/1.1 fast path.
-func isFastBody(body io.ReadCloser) bool {
-	ab, ok := body.(*attemptBody)
-	if !ok {
-		return false
-	}
-	_, ok = ab.rc.(*h1Body)
-	return ok
-}
-
 func (b *attemptBody) Close() error {
 	err := b.rc.Close()
 	b.cancel()
@@ -499,18 +499,4 @@ func (b *attemptBody) Close() error {
 // syscall (one TCP segment for a small request) instead of two.
 func newBodyReader(b []byte) io.ReadCloser {
 	return io.NopCloser(bytes.NewReader(b))
-}
-
-// validMethod reports whether m is a valid HTTP method token.
-func validMethod(m string) bool {
-	if m == "" {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		c := m[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The HTTP/1.1 fast path.
@@ -37,12 +39,21 @@ import (
 // when the caller sent none, headers and body in one write), transparent
 // gzip decoding, 1xx responses skipped, keep-alive unless the response says
 // close, the idle pool (MaxIdleConnsPerHost, IdleConnTimeout), the attempt's
-// deadline and cancellation (through the connection's deadline), idle
-// connections the server closed are not reused (a non-blocking peek before
-// reusing one idle for more than h1CheckIdleAfter stands in for the
-// transport's readLoop), and one retry on a fresh
-// connection when a reused one turns out closed before any byte of the
-// response and the request is replayable.
+// deadline and cancellation (through the connection's deadline), and one
+// retry on a fresh connection when a reused one turns out closed before any
+// byte of the response and the request is replayable.
+//
+// No byte a connection receives outside a request's own response may
+// become part of another request's answer. The transport's readLoop
+// watches every idle connection and closes it when anything arrives
+// ("Unsolicited response received on idle HTTP channel"), a stray empty
+// line included. The fast path has no reader on an idle connection, so it
+// checks at the two points where stale bytes could cross over: a response
+// read to its end with bytes left in the read buffer does not go back to
+// the pool, and before every reuse a non-blocking peek at the socket (one
+// recvfrom with MSG_PEEK, see h1_unix.go) makes sure the connection
+// received nothing while idle, not even its close. Where it cannot peek
+// (no raw socket, not unix) a connection is never reused.
 
 const (
 	// h1MaxBody is the largest request body the fast path sends: it is
@@ -51,18 +62,12 @@ const (
 	h1MaxBody = 64 << 10
 	// h1MaxHeaderBytes bounds a response's status line and headers.
 	h1MaxHeaderBytes = 1 << 20
-	// h1CheckIdleAfter: a connection idle for longer is checked for a
-	// close from the server (a non-blocking peek, one syscall) before it
-	// is reused. Servers close idle connections after seconds, not
-	// milliseconds; one that closes sooner without saying so costs a
-	// replayable request a retry (below), another one an error.
+	// h1CheckIdleAfter: the sweep checks connections idle for longer
+	// (reuse checks every connection, however short its idle time).
 	h1CheckIdleAfter = 250 * time.Millisecond
 	// h1SweepEvery is how often idle connections are checked while there
 	// are any (the transport closes each after IdleConnTimeout).
-	h1SweepEvery = 15 * time.Second
-	// h1MaxRespites is how many 1xx responses are skipped, as the
-	// transport does.
-	h1MaxRespites    = 5
+	h1SweepEvery     = 15 * time.Second
 	defaultUserAgent = "Go-http-client/1.1"
 )
 
@@ -87,7 +92,7 @@ type h1Host struct {
 // h1Conn is one keep-alive connection.
 type h1Conn struct {
 	conn     net.Conn
-	raw      syscall.RawConn // for the liveness peek; nil: none
+	probe    probe // the liveness peek
 	br       *bufio.Reader
 	lr       limitedConnReader
 	addr     string
@@ -149,7 +154,7 @@ func (p *h1) eligible(req *http.Request) bool {
 		return false
 	}
 	for k, vs := range req.Header {
-		if !validHeaderName(k) {
+		if !httpguts.ValidHeaderFieldName(k) {
 			return false
 		}
 		switch k {
@@ -157,12 +162,33 @@ func (p *h1) eligible(req *http.Request) bool {
 			return false
 		}
 		for _, v := range vs {
-			if !validHeaderValue(v) {
+			if !httpguts.ValidHeaderFieldValue(v) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+var _ http.RoundTripper = (*h1)(nil)
+
+// RoundTrip sends req through the fast path when it can take it
+// (eligible), through the http.Transport otherwise.
+func (p *h1) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, _, err := p.send(req)
+	return resp, err
+}
+
+// send is RoundTrip that also reports whether the fast path took req: it
+// then keeps no reference to req once send returned, while the transport
+// may still be writing it.
+func (p *h1) send(req *http.Request) (_ *http.Response, fast bool, _ error) {
+	if !p.eligible(req) {
+		resp, err := p.t.RoundTrip(req)
+		return resp, false, err
+	}
+	resp, err := p.roundTrip(req)
+	return resp, true, err
 }
 
 // roundTrip sends req on a pooled connection and reads the response
@@ -220,7 +246,9 @@ func (p *h1) exchange(ctx context.Context, pc *h1Conn, req *http.Request, wire [
 	}
 	pc.lr.remaining, pc.lr.n = h1MaxHeaderBytes, 0
 	var resp *http.Response
-	for respites := 0; ; respites++ {
+	for {
+		// 1xx responses are skipped without a count, as the transport
+		// does: the header limit, not reset between them, bounds them.
 		var err error
 		resp, err = http.ReadResponse(pc.br, req)
 		if err != nil {
@@ -235,32 +263,48 @@ func (p *h1) exchange(ctx context.Context, pc *h1Conn, req *http.Request, wire [
 		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
-		if respites >= h1MaxRespites {
-			return fail(errors.New("upstream: too many 1xx informational responses"), false)
-		}
 	}
 	pc.lr.remaining = -1
-	reusable := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols &&
-		(resp.ContentLength >= 0 || slices.Contains(resp.TransferEncoding, "chunked"))
-	b := &h1Body{raw: resp.Body, ctx: ctx, p: p, pc: pc, stop: stop, reusable: reusable}
+	// As the transport: no keep-alive after a close, a 101 or a status
+	// below 100 (a final answer all the same); a body ends by its
+	// length, its last chunk or, without either, by close
+	// (http.ReadResponse sets resp.Close then).
+	reusable := !resp.Close && resp.StatusCode >= 200
+	raw, switched := resp.Body, isProtocolSwitch(resp)
+	if switched {
+		// The transport hands over the connection as the body: what
+		// follows the headers, to the end.
+		raw = io.NopCloser(pc.br)
+	}
+	b := &h1Body{raw: raw, ctx: ctx, p: p, pc: pc, stop: stop, reusable: reusable}
+	if resp.Body == http.NoBody && !switched {
+		// Nothing to read (HEAD, 204, 304, a length of 0): the
+		// connection is free now.
+		b.sawEOF = true
+	}
+	hasBody := resp.Body != http.NoBody
 	resp.Body = b
-	if gz && resp.Body != http.NoBody && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+	if gz && hasBody && !switched && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
 		resp.Header.Del("Content-Encoding")
 		resp.Header.Del("Content-Length")
 		resp.ContentLength = -1
 		resp.Uncompressed = true
 		b.gzip = true
 	}
-	if resp.ContentLength == 0 && !b.gzip {
-		// Nothing to read: the connection is free now.
-		b.sawEOF = true
-	}
 	return resp, false, nil
 }
 
+// isProtocolSwitch reports whether resp switches protocols (101 with
+// Upgrade and Connection: upgrade), as the transport decides it.
+func isProtocolSwitch(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusSwitchingProtocols && resp.Header.Get("Upgrade") != "" &&
+		httpguts.HeaderValuesContainsToken(resp.Header["Connection"], "Upgrade")
+}
+
+// isConnReset reports whether err says the peer reset or closed the
+// connection under a read or write.
 func isConnReset(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && (strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "broken pipe"))
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // replayable mirrors http.Request.isReplayable: a body that can be made
@@ -294,7 +338,9 @@ func (p *h1) get(ctx context.Context, addr string) (*h1Conn, error) {
 				continue
 			}
 			p.mu.Unlock()
-			if now.Sub(pc.idleAt) > h1CheckIdleAfter && !pc.alive() {
+			// Every reuse, however short the idle time: bytes that
+			// arrived while idle belong to no request.
+			if !pc.alive() {
 				pc.close()
 				p.mu.Lock()
 				continue
@@ -310,7 +356,9 @@ func (p *h1) get(ctx context.Context, addr string) (*h1Conn, error) {
 	}
 	pc := &h1Conn{conn: conn, addr: addr}
 	if sc, ok := conn.(syscall.Conn); ok {
-		pc.raw, _ = sc.SyscallConn()
+		if rc, err := sc.SyscallConn(); err == nil {
+			pc.probe = newProbe(rc)
+		}
 	}
 	pc.lr = limitedConnReader{c: conn, remaining: -1}
 	pc.br = bufio.NewReaderSize(&pc.lr, 4<<10)
@@ -486,7 +534,8 @@ func (b *h1Body) Read(p []byte) (int, error) {
 }
 
 // Close frees the connection: back to the pool when the body was read to
-// its end, closed otherwise (as the transport does with an unread body).
+// its end and nothing follows it in the read buffer, closed otherwise (as
+// the transport does with an unread body or with bytes nobody asked for).
 func (b *h1Body) Close() error {
 	if b.closed {
 		return nil
@@ -501,13 +550,14 @@ func (b *h1Body) Close() error {
 	return nil
 }
 
-// alive reports whether an idle connection still looks open: no EOF, no
-// error and no unexpected bytes waiting on it.
+// alive reports whether an idle connection may carry another request: no
+// EOF, no error and no byte waiting on it, in the read buffer or in the
+// socket.
 func (pc *h1Conn) alive() bool {
 	if pc.br.Buffered() > 0 {
 		return false
 	}
-	return connAlive(pc.raw)
+	return pc.probe.alive()
 }
 
 var writeBufPool = sync.Pool{New: func() any {
@@ -608,31 +658,6 @@ func appendHeaderValue(b []byte, v string) []byte {
 		b = append(b, c)
 	}
 	return b
-}
-
-// validHeaderName reports whether k is an HTTP token (httpguts).
-func validHeaderName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c >= 0x7f || c <= ' ' || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue reports whether v has no control byte but tab
-// (httpguts.ValidHeaderFieldValue).
-func validHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func asciiPrint(s string) bool {

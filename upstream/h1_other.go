@@ -4,6 +4,14 @@ package upstream
 
 import "syscall"
 
-// connAlive cannot peek here: a closed connection shows at the next
-// exchange, which is retried once when replayable.
-func connAlive(syscall.RawConn) bool { return true }
+// h1Supported: the fast path cannot peek at an idle connection here, so
+// it cannot tell whether bytes arrived while the connection was idle;
+// every request goes through the http.Transport.
+const h1Supported = false
+
+// probe cannot peek here: no connection counts as reusable.
+type probe struct{}
+
+func newProbe(syscall.RawConn) probe { return probe{} }
+
+func (probe) alive() bool { return false }

@@ -160,6 +160,7 @@ func TestFastPathStaleConnection(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ln.Close() })
 	// Answers one request per connection and closes it without saying so.
+	closed := make(chan struct{}, 16)
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -167,7 +168,10 @@ func TestFastPathStaleConnection(t *testing.T) {
 				return
 			}
 			go func() {
-				defer conn.Close()
+				defer func() {
+					_ = conn.Close()
+					closed <- struct{}{}
+				}()
 				req, err := http.ReadRequest(bufio.NewReader(conn))
 				if err != nil {
 					return
@@ -183,9 +187,12 @@ func TestFastPathStaleConnection(t *testing.T) {
 		require.NoError(t, res.Err)
 		require.Equal(t, "ok", string(res.Body))
 	}
-	// Not replayable (a POST without an idempotency key): the connection
-	// idle for a while is checked before reuse and not used.
-	time.Sleep(300 * time.Millisecond)
+	// Not replayable (a POST without an idempotency key): once the server
+	// closed the pooled connection, the check before every reuse sees it
+	// and the request goes on a fresh one.
+	for range 5 { // each connection served one of the requests above
+		<-closed
+	}
 	res := b.client.Exchange(context.Background(), upstream.Request{Target: tg, Body: []byte("x")}, 10)
 	require.NoError(t, res.Err)
 }
