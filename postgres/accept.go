@@ -60,7 +60,7 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 		n := &fresh[i]
 		n.msg, n.targets, n.steps = p.Message, uniqueTargets(p.Targets), p.Steps
 		if err := p.CheckSteps(); err != nil {
-			return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
+			return nil, fmt.Errorf("accept: message %s: %w: %w", n.msg.ID, fanout.ErrInvalidMessage, err)
 		}
 		if n.msg.ID == "" {
 			n.msg.ID = fanout.NewMessageID()
@@ -72,7 +72,7 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 		n.keyed = n.msg.IdempotencyKey != "" && p.DedupWindow > 0
 		var err error
 		if n.headers, err = encodeHeader(n.msg.Header); err != nil {
-			return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
+			return nil, fmt.Errorf("accept: message %s: %w: %w", n.msg.ID, fanout.ErrInvalidMessage, err)
 		}
 	}
 	results := make([]fanout.AcceptResult, len(params))

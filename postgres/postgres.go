@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -106,18 +107,33 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Ping checks that the database answers a round trip on a connection of
+// the pool before ctx ends: it fails while the pool has no connection to
+// spare or the server does not answer (it is down, or stalled). /readyz
+// uses it.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return s.dbErr("ping", err)
+	}
+	return nil
+}
+
 // closed reports whether Close was called.
 func (s *Store) closed() bool { return s.life.Err() != nil }
 
 // dbErr is where database errors become the store's: pgx.ErrNoRows becomes
-// fanout.ErrNotFound, every other failure wraps fanout.ErrStoreUnavailable
-// (and fanout.ErrClosed after Close) and keeps the cause.
+// fanout.ErrNotFound, a value the database refuses (refused) wraps
+// fanout.ErrInvalidMessage, every other failure wraps
+// fanout.ErrStoreUnavailable (and fanout.ErrClosed after Close) and keeps
+// the cause.
 func (s *Store) dbErr(op string, err error) error {
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("%s: %w", op, fanout.ErrNotFound)
 	case s.closed():
 		return fmt.Errorf("%s: %w: %w: %w", op, fanout.ErrStoreUnavailable, fanout.ErrClosed, err)
+	case refused(err):
+		return fmt.Errorf("%s: %w: %w", op, fanout.ErrInvalidMessage, err)
 	default:
 		return fmt.Errorf("%s: %w: %w", op, fanout.ErrStoreUnavailable, err)
 	}
@@ -166,6 +182,20 @@ func retryable(err error) bool {
 		}
 	}
 	return false
+}
+
+// refused reports whether err is PostgreSQL refusing a value of the
+// statement, which running it again cannot change: a data exception
+// (class 22: bytes that are not UTF-8, a NUL in text, a value out of
+// range) or a program limit (class 54: an index row too large). Fanout
+// checks what it stores at the edge (docs/security.md); this is the last
+// line, so that such a value fails its own message only.
+func refused(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54")
 }
 
 // withTx runs fn in a transaction and commits it. Errors from fn are
