@@ -223,6 +223,9 @@ type bundle struct {
 type setupOpts struct {
 	noEnqueuer bool
 	hooks      gateway.Hooks
+	// enqueuer replaces the fakeEnqueuer when set.
+	enqueuer     gateway.Enqueuer
+	storeTimeout time.Duration
 }
 
 func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
@@ -241,6 +244,10 @@ func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
 			opts.Enqueuer = nil
 		}
 		opts.Hooks = so[0].hooks
+		if so[0].enqueuer != nil {
+			opts.Enqueuer = so[0].enqueuer
+		}
+		opts.StoreTimeout = so[0].storeTimeout
 	}
 	gw, err := gateway.New(cfg, opts)
 	require.NoError(t, err)
