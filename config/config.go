@@ -81,6 +81,11 @@ type Store struct {
 	// DSN is the SQLite file path (default "fanout.db") or the PostgreSQL
 	// connection URL.
 	DSN string `yaml:"dsn"`
+	// Timeout bounds how long an async request waits for the store to
+	// commit its message (then 503 with Retry-After) and how long the
+	// /readyz probe waits for the store to answer (then 503 not_ready).
+	// Default 2s; must be > 0.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Log configures logging.

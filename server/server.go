@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,7 @@ type Server struct {
 	dataSrv, adminSrv *http.Server
 	dataLn, adminLn   net.Listener
 	ready             atomic.Bool
+	storeWait         time.Duration // store.timeout, as started
 
 	reloadMu sync.Mutex
 
@@ -73,7 +75,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{logger: logger, opts: opts}
+	s := &Server{logger: logger, opts: opts, storeWait: cmp.Or(cfg.Store.Timeout.D(), gateway.DefaultStoreTimeout)}
 	s.cfg.Store(cfg)
 	defer func() {
 		if err != nil {
@@ -133,12 +135,13 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	}
 
 	s.gateway, err = gateway.New(cfg, gateway.Options{
-		Logger:    logger,
-		Client:    s.client,
-		Enqueuer:  s.committer,
-		StatusURL: s.statusURL,
-		Hooks:     s.obs.gatewayHooks(),
-		Tracer:    s.obs.tracer,
+		Logger:       logger,
+		Client:       s.client,
+		Enqueuer:     s.committer,
+		StatusURL:    s.statusURL,
+		StoreTimeout: s.storeWait,
+		Hooks:        s.obs.gatewayHooks(),
+		Tracer:       s.obs.tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -196,7 +199,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 				Store:   s.store,
 				Config:  s.cfg.Load,
 				Token:   cfg.Admin.Token,
-				Ready:   s.ready.Load,
+				Ready:   s.readyz,
 				Notify:  s.dispatcher.Notify,
 				Pprof:   cfg.Admin.Pprof,
 				Logger:  logger,
@@ -216,6 +219,27 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 		slog.Int("routes", len(cfg.Routes)),
 		slog.Int("targets", len(cfg.Targets)))
 	return s, nil
+}
+
+// readyz reports whether the process takes traffic (for GET /readyz): it
+// has started, is not shutting down, and its store answers a probe within
+// store.timeout (docs/operations.md). A store that is down or stalled
+// makes /readyz fail, so that a load balancer sends the traffic elsewhere.
+func (s *Server) readyz() bool {
+	if !s.ready.Load() {
+		return false
+	}
+	p, ok := s.store.(pinger)
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.storeWait)
+	defer cancel()
+	if err := p.Ping(ctx); err != nil {
+		s.logger.Warn("readiness probe: the store did not answer", slog.Any("error", err))
+		return false
+	}
+	return true
 }
 
 func (s *Server) goBackground(f func()) {
