@@ -78,6 +78,9 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 	results := make([]fanout.AcceptResult, len(params))
 	err := retry(ctx, func() error { return s.accept(ctx, params, fresh, results) })
 	if err != nil {
+		if rerr := refusedErr("accept", err); rerr != nil && !s.closed() {
+			return nil, rerr
+		}
 		return nil, err
 	}
 	return results, nil

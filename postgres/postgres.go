@@ -122,18 +122,15 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) closed() bool { return s.life.Err() != nil }
 
 // dbErr is where database errors become the store's: pgx.ErrNoRows becomes
-// fanout.ErrNotFound, a value the database refuses (refused) wraps
-// fanout.ErrInvalidMessage, every other failure wraps
-// fanout.ErrStoreUnavailable (and fanout.ErrClosed after Close) and keeps
-// the cause.
+// fanout.ErrNotFound, every other failure wraps fanout.ErrStoreUnavailable
+// (and fanout.ErrClosed after Close) and keeps the cause. Accept makes a
+// refused value fanout.ErrInvalidMessage instead (refusedErr).
 func (s *Store) dbErr(op string, err error) error {
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("%s: %w", op, fanout.ErrNotFound)
 	case s.closed():
 		return fmt.Errorf("%s: %w: %w: %w", op, fanout.ErrStoreUnavailable, fanout.ErrClosed, err)
-	case refused(err):
-		return fmt.Errorf("%s: %w: %w", op, fanout.ErrInvalidMessage, err)
 	default:
 		return fmt.Errorf("%s: %w: %w", op, fanout.ErrStoreUnavailable, err)
 	}
@@ -184,18 +181,20 @@ func retryable(err error) bool {
 	return false
 }
 
-// refused reports whether err is PostgreSQL refusing a value of the
-// statement, which running it again cannot change: a data exception
+// refusedErr returns, when err is PostgreSQL refusing a value of the
+// statement, which running it again cannot change — a data exception
 // (class 22: bytes that are not UTF-8, a NUL in text, a value out of
-// range) or a program limit (class 54: an index row too large). Fanout
-// checks what it stores at the edge (docs/security.md); this is the last
-// line, so that such a value fails its own message only.
-func refused(err error) bool {
+// range) or a program limit (class 54: an index row too large) — an error
+// that wraps fanout.ErrInvalidMessage and the database's error but not
+// fanout.ErrStoreUnavailable; nil otherwise. Fanout checks what it stores
+// at the edge (docs/security.md); this is the last line, so that such a
+// value fails its own message only.
+func refusedErr(op string, err error) error {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
+	if !errors.As(err, &pgErr) || !(strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54")) {
+		return nil
 	}
-	return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54")
+	return fmt.Errorf("%s: %w: %w", op, fanout.ErrInvalidMessage, pgErr)
 }
 
 // withTx runs fn in a transaction and commits it. Errors from fn are
