@@ -10,6 +10,14 @@ var (
 	// ErrStoreUnavailable wraps failures to reach or write the store; the
 	// data plane answers 503 to them ("not stored").
 	ErrStoreUnavailable = errors.New("store unavailable")
+	// ErrInvalidMessage wraps a store's refusal of a message's content:
+	// stored as it is, the message would fail again however often it is
+	// retried (a value its columns cannot hold, steps that do not form a
+	// valid list). It does not wrap ErrStoreUnavailable. A store that
+	// returns it from Accept stored nothing of the batch; the committer
+	// then commits the other messages without the refused one, and the
+	// data plane answers that one 422 (docs/delivery.md).
+	ErrInvalidMessage = errors.New("message cannot be stored")
 	// ErrClosed is returned by components used after Close.
 	ErrClosed = errors.New("closed")
 )

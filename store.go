@@ -25,7 +25,11 @@ type Store interface {
 	// when it returns an error none is. A message whose IdempotencyKey
 	// matches an earlier message of the same route received within its
 	// DedupWindow is not stored again: its result carries the earlier id and
-	// Replayed. Results are in the order of params.
+	// Replayed. Results are in the order of params. When a message of the
+	// batch can never be stored as it is (invalid steps, a value the
+	// engine cannot hold), the error wraps ErrInvalidMessage and not
+	// ErrStoreUnavailable, so that the caller can commit the others
+	// without it.
 	Accept(ctx context.Context, params []AcceptParams) ([]AcceptResult, error)
 
 	// Lease claims up to Limit deliveries of one target that are due: pending

@@ -45,8 +45,8 @@ var (
 )
 
 // From converts any error into an *Error: an *Error found with errors.As is
-// returned as is; fanout.ErrNotFound becomes 404, fanout.ErrStoreUnavailable
-// 503; anything else is a 500 whose message says nothing internal.
+// returned as is; fanout.ErrNotFound becomes 404, fanout.ErrInvalidMessage
+// 422 message_not_storable, fanout.ErrStoreUnavailable 503; anything else is a 500 whose message says nothing internal.
 func From(err error) *Error {
 	var e *Error
 	switch {
@@ -54,6 +54,9 @@ func From(err error) *Error {
 		return e
 	case errors.Is(err, fanout.ErrNotFound):
 		return New(http.StatusNotFound, "not_found", "not found")
+	case errors.Is(err, fanout.ErrInvalidMessage):
+		return New(http.StatusUnprocessableEntity, "message_not_storable",
+			"the message store refused this message; it was not stored, and sending it again as it is will not help")
 	case errors.Is(err, fanout.ErrStoreUnavailable):
 		return New(http.StatusServiceUnavailable, "store_unavailable", "the message store is unavailable; nothing was stored")
 	default:

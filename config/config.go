@@ -89,6 +89,11 @@ type Store struct {
 	// "<hostname>:<port of listen>". Each node needs its own. Not used
 	// with SQLite.
 	NodeID string `yaml:"node_id"`
+	// Timeout bounds how long an async request waits for the store to
+	// commit its message (then 503 with Retry-After) and how long the
+	// /readyz probe waits for the store to answer (then 503 not_ready).
+	// Default 2s; must be > 0.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Log configures logging.

@@ -179,7 +179,7 @@ func TestDefault(t *testing.T) {
 	require.NoError(t, c.Validate())
 	require.Equal(t, ":8080", c.Listen)
 	require.Equal(t, "127.0.0.1:9090", c.Admin.Listen)
-	require.Equal(t, Store{Driver: "sqlite", DSN: "fanout.db"}, c.Store)
+	require.Equal(t, Store{Driver: "sqlite", DSN: "fanout.db", Timeout: Duration(2 * time.Second)}, c.Store)
 	require.Equal(t, Log{Level: "info", Format: "auto"}, c.Log)
 	require.Equal(t, Delivery{
 		Retention:        Duration(168 * time.Hour),
@@ -275,7 +275,7 @@ func TestParseExplicitValuesOverDefaults(t *testing.T) {
 	cfg, err := Parse("fanout.yaml", []byte(`
 listen: "0.0.0.0:80"
 admin: {listen: "off", token: t, pprof: true}
-store: {driver: postgres, dsn: "postgres://fanout@db/fanout", node_id: web-1}
+store: {driver: postgres, dsn: "postgres://fanout@db/fanout", node_id: web-1, timeout: 500ms}
 log: {level: debug, format: json}
 delivery: {retention: 30d, dedup_window: 1h, lease_timeout: 5m, heartbeat_timeout: 10s}
 shutdown_timeout: 1m30s
@@ -319,7 +319,7 @@ routes:
 
 	require.Equal(t, "0.0.0.0:80", cfg.Listen)
 	require.Equal(t, Admin{Listen: "off", Token: "t", Pprof: true}, cfg.Admin)
-	require.Equal(t, Store{Driver: "postgres", DSN: "postgres://fanout@db/fanout", NodeID: "web-1"}, cfg.Store)
+	require.Equal(t, Store{Driver: "postgres", DSN: "postgres://fanout@db/fanout", NodeID: "web-1", Timeout: Duration(500 * time.Millisecond)}, cfg.Store)
 	require.Equal(t, Log{Level: "debug", Format: "json"}, cfg.Log)
 	require.Equal(t, Delivery{
 		Retention:        Duration(30 * 24 * time.Hour),
@@ -366,10 +366,10 @@ func TestParseStore(t *testing.T) {
 		yaml string
 		want Store
 	}{
-		{`store: {dsn: /var/lib/fanout/fanout.db}`, Store{Driver: "sqlite", DSN: "/var/lib/fanout/fanout.db"}},
-		{`store: {driver: sqlite}`, Store{Driver: "sqlite", DSN: "fanout.db"}},
-		{`store: {driver: postgres, dsn: "${DATABASE_URL}"}`, Store{Driver: "postgres", DSN: "postgres://db/fanout"}},
-		{`store: {}`, Store{Driver: "sqlite", DSN: "fanout.db"}},
+		{`store: {dsn: /var/lib/fanout/fanout.db}`, Store{Driver: "sqlite", DSN: "/var/lib/fanout/fanout.db", Timeout: Duration(2 * time.Second)}},
+		{`store: {driver: sqlite}`, Store{Driver: "sqlite", DSN: "fanout.db", Timeout: Duration(2 * time.Second)}},
+		{`store: {driver: postgres, dsn: "${DATABASE_URL}"}`, Store{Driver: "postgres", DSN: "postgres://db/fanout", Timeout: Duration(2 * time.Second)}},
+		{`store: {}`, Store{Driver: "sqlite", DSN: "fanout.db", Timeout: Duration(2 * time.Second)}},
 	} {
 		cfg, err := Parse("fanout.yaml", []byte(tc.yaml), env(map[string]string{"DATABASE_URL": "postgres://db/fanout"}))
 		require.NoError(t, err, tc.yaml)

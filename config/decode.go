@@ -231,8 +231,11 @@ func (d *decoder) structValue(n *yaml.Node, p fieldPath, v reflect.Value) {
 	}
 	if v.Type() == storeType {
 		// The default DSN belongs to the default driver: decode the store
-		// over zero values and let normalize fill in what is left out.
+		// over zero values and let normalize fill in what is left out;
+		// the timeout is the driver's either way.
+		timeout := v.Interface().(Store).Timeout
 		v.SetZero()
+		v.Addr().Interface().(*Store).Timeout = timeout
 	}
 	fields := yamlFields(v.Type())
 	for _, kv := range d.pairs(n, p) {

@@ -14,6 +14,7 @@ const (
 	defaultAdminListen     = "127.0.0.1:9090"
 	defaultStoreDriver     = "sqlite"
 	defaultSQLiteDSN       = "fanout.db"
+	defaultStoreTimeout    = Duration(2 * time.Second)
 	defaultLogLevel        = "info"
 	defaultLogFormat       = "auto"
 	defaultRetention       = Duration(7 * 24 * time.Hour)
@@ -50,7 +51,7 @@ func Default() *Config {
 	return &Config{
 		Listen: defaultListen,
 		Admin:  Admin{Listen: defaultAdminListen},
-		Store:  Store{Driver: defaultStoreDriver, DSN: defaultSQLiteDSN},
+		Store:  Store{Driver: defaultStoreDriver, DSN: defaultSQLiteDSN, Timeout: defaultStoreTimeout},
 		Log:    Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Delivery: Delivery{
 			Retention:        defaultRetention,

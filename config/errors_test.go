@@ -81,6 +81,8 @@ func TestParseErrorsTopLevel(t *testing.T) {
 		{"admin pprof not a bool", `admin: {pprof: maybe}`, "1:16: admin.pprof", `must be true or false, not "maybe"`},
 		{"store driver", `store: {driver: mysql, dsn: x}`, "1:17: store.driver", `must be sqlite or postgres, not "mysql"`},
 		{"store dsn empty", `store: {driver: postgres, dsn: ""}`, "1:32: store.dsn", `is required with driver postgres`},
+		{"store timeout", `store: {timeout: 0s}`, "1:18: store.timeout", `must be greater than 0, not 0s`},
+		{"store timeout negative", "store:\n  driver: postgres\n  dsn: x\n  timeout: -1s", "4:12: store.timeout", `invalid duration "-1s": must not be negative`},
 		{"log level", `log: {level: verbose}`, "1:14: log.level", `must be debug, info, warn or error, not "verbose"`},
 		{"log format typo", `log: {format: jsno}`, "1:15: log.format", `must be json, text or auto, not "jsno"; did you mean "json"?`},
 		{"retention", `delivery: {retention: 0s}`, "1:23: delivery.retention", `must be greater than 0, not 0s`},

@@ -123,6 +123,7 @@ func (v *validator) config() {
 	default:
 		v.add(store.key("driver"), "must be sqlite or postgres, not %q", c.Store.Driver)
 	}
+	v.positive(store.key("timeout"), c.Store.Timeout)
 	log := root.key("log")
 	v.oneOf(log.key("level"), c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf(log.key("format"), c.Log.Format, "json", "text", "auto")

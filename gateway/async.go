@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/apierror"
@@ -29,17 +30,21 @@ func (a *accepted) appendJSON(b []byte) []byte {
 	return append(b, "}\n"...)
 }
 
+// DefaultStoreTimeout is the default Options.StoreTimeout.
+const DefaultStoreTimeout = 2 * time.Second
+
 // serveAsync stores the message with one delivery per target (per step
 // on an async steps route) and answers
 // 202 once it is durable; a known Idempotency-Key answers 200 with the
-// earlier message's id and Idempotent-Replayed: true. Any failure to store
-// is a 503: nothing was stored.
+// earlier message's id and Idempotent-Replayed: true. A message the store
+// refuses is a 422; any other failure to store, the store not answering
+// within the store timeout included, is a 503 with Retry-After.
 func (c *call) serveAsync() {
 	if c.g.enq == nil {
 		c.notStored(errors.New("no durable queue"))
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.rt.deadline)
+	ctx, cancel := context.WithTimeout(c.ctx, min(c.rt.deadline, c.g.storeWait))
 	defer cancel()
 	p := fanout.AcceptParams{
 		Message:     c.message(),
@@ -69,13 +74,25 @@ func (c *call) serveAsync() {
 	writeJSON(c.w, c.status, c.id, &a)
 }
 
-// notStored answers 503 for a message the queue did not take. An
-// *apierror.Error from the queue (backpressure, say) is passed on as is.
+// notStored answers for a message the queue did not take: 422 when the
+// store refused this message (retrying it cannot help), 503 with
+// Retry-After otherwise. An *apierror.Error from the queue (backpressure,
+// say) is passed on as is.
 func (c *call) notStored(err error) {
 	c.g.log.LogAttrs(c.r.Context(), slog.LevelError, "message not stored",
 		slog.String(keyRoute, c.rt.name), slog.String(keyMessageID, c.id), slog.String(keyError, err.Error()))
 	var ae *apierror.Error
-	if !errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, fanout.ErrInvalidMessage):
+		ae = apierror.From(err)
+	case errors.Is(err, context.DeadlineExceeded) && c.r.Context().Err() == nil:
+		// The store did not answer in time. The commit may still be
+		// under way: a retry with the same Idempotency-Key is safe.
+		ae = apierror.New(http.StatusServiceUnavailable, "store_unavailable",
+			"the message store did not answer in time; the message may not be stored: retry it, with the same Idempotency-Key")
+		ae.Header = http.Header{"Retry-After": {"1"}}
+	default:
 		ae = apierror.New(http.StatusServiceUnavailable, "store_unavailable",
 			"the message store is unavailable; the message was not stored")
 		ae.Header = http.Header{"Retry-After": {"1"}}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,10 @@ type Options struct {
 	// StatusURL builds the status_url of a message id (a 202 of an async
 	// route, an envelope with queued legs). Nil: no status_url.
 	StatusURL func(id string) string
+	// StoreTimeout bounds how long an async request waits for Enqueuer to
+	// commit its message; then it is answered 503 with Retry-After
+	// (config store.timeout). Zero: DefaultStoreTimeout.
+	StoreTimeout time.Duration
 	// Hooks are called for metrics. Zero: none.
 	Hooks Hooks
 	// NoRouteBodyTimeout bounds the time a request that matches no route
@@ -84,6 +89,7 @@ type Gateway struct {
 	ownClient bool
 	enq       Enqueuer
 	statusURL func(string) string
+	storeWait time.Duration
 	hooks     Hooks
 	tracer    trace.Tracer
 	legs      *legPool      // runs the legs of sync routes
@@ -110,6 +116,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		client:    opts.Client,
 		enq:       opts.Enqueuer,
 		statusURL: opts.StatusURL,
+		storeWait: cmp.Or(opts.StoreTimeout, DefaultStoreTimeout),
 		hooks:     opts.Hooks,
 		tracer:    opts.Tracer,
 		legs:      newLegPool(legWorkerIdle),
@@ -330,12 +337,39 @@ func (c *call) message() fanout.Message {
 		Route:          c.rt.name,
 		Tenant:         c.auth.id.Tenant,
 		Method:         c.r.Method,
-		Path:           c.r.URL.RequestURI(),
+		Path:           storedURI(c.r.URL.RequestURI()),
 		Header:         upstream.ForwardedHeader(c.r.Header, c.inbound),
 		Body:           c.body,
 		IdempotencyKey: c.idempotencyKey(),
 		ReceivedAt:     c.start.UTC(),
 	}
+}
+
+// storedURI is the request target a message keeps: uri with every byte
+// outside printable ASCII percent-encoded. net/http leaves the query as
+// the client sent it, and a URI cannot hold such bytes raw (RFC 3986 §2.1),
+// so the encoded form means the same to anything that decodes it (the
+// templates' request.query, for one) and every store can hold it.
+func storedURI(uri string) string {
+	n := 0
+	for i := range len(uri) {
+		if b := uri[i]; b <= 0x20 || b >= 0x7f {
+			n++
+		}
+	}
+	if n == 0 {
+		return uri
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(uri)+2*n)
+	for i := range len(uri) {
+		if c := uri[i]; c <= 0x20 || c >= 0x7f {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // request is the outbound request of attempt to t.

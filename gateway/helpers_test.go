@@ -221,6 +221,9 @@ type setupOpts struct {
 	noEnqueuer         bool
 	hooks              gateway.Hooks
 	noRouteBodyTimeout time.Duration
+	// enqueuer replaces the fakeEnqueuer when set.
+	enqueuer     gateway.Enqueuer
+	storeTimeout time.Duration
 }
 
 func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
@@ -240,6 +243,10 @@ func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
 		}
 		opts.Hooks = so[0].hooks
 		opts.NoRouteBodyTimeout = so[0].noRouteBodyTimeout
+		if so[0].enqueuer != nil {
+			opts.Enqueuer = so[0].enqueuer
+		}
+		opts.StoreTimeout = so[0].storeTimeout
 	}
 	gw, err := gateway.New(cfg, opts)
 	require.NoError(t, err)

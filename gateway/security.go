@@ -122,7 +122,8 @@ type authState struct {
 }
 
 // admit authenticates the request, checks that its tenant may use the
-// route and takes a token from its rate limit bucket. The credential
+// route, checks its Idempotency-Key and takes a token from its rate limit
+// bucket. The credential
 // header that authenticated it is dropped from the request, so that it is
 // neither forwarded to the targets nor stored with the message.
 func (c *call) admit() *apierror.Error {
@@ -144,6 +145,10 @@ func (c *call) admit() *apierror.Error {
 			delete(r.Header, id.Header)
 			c.r = &r
 		}
+	}
+	if aerr := checkIdempotencyKey(c.r.Header); aerr != nil {
+		c.auth.reason = "invalid Idempotency-Key"
+		return aerr
 	}
 	if l := sec.limit; l != nil {
 		if ok, wait := l.Allow(c.auth.id.Principal()); !ok {
@@ -179,6 +184,45 @@ func (c *call) validateBody() *apierror.Error {
 	}
 	return apierror.New(http.StatusUnprocessableEntity, "schema_validation_failed",
 		"the request body does not match the route's JSON Schema").WithDetails(details)
+}
+
+// maxIdempotencyKey is the longest Idempotency-Key accepted, in bytes, as
+// Stripe and the IETF httpapi draft expect.
+const maxIdempotencyKey = 255
+
+// checkIdempotencyKey refuses, on every route, an Idempotency-Key that is
+// not one header of 1 to maxIdempotencyKey printable ASCII bytes (0x20 to
+// 0x7E; HTTP has already trimmed spaces at both ends, so a space can only
+// be inside, as in the draft's quoted form "a b"). The key is stored with
+// the message and compared byte for byte; a key no client library makes
+// (not UTF-8, kilobytes long) is refused here, the same for every store,
+// rather than by the store (docs/security.md).
+func checkIdempotencyKey(h http.Header) *apierror.Error {
+	vs, ok := h[upstream.HeaderIdempotencyKey]
+	if !ok {
+		return nil
+	}
+	invalid := func(why string) *apierror.Error {
+		return apierror.New(http.StatusBadRequest, "invalid_idempotency_key",
+			"the Idempotency-Key header "+why+"; it must be 1 to 255 printable ASCII characters").
+			WithDetails(map[string]any{"max_length": maxIdempotencyKey})
+	}
+	if len(vs) != 1 {
+		return invalid("is sent " + strconv.Itoa(len(vs)) + " times")
+	}
+	k := vs[0]
+	switch {
+	case k == "":
+		return invalid("is empty")
+	case len(k) > maxIdempotencyKey:
+		return invalid("is " + strconv.Itoa(len(k)) + " bytes long")
+	}
+	for i := range len(k) {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return invalid("holds the byte 0x" + strconv.FormatUint(uint64(k[i]), 16) + " at offset " + strconv.Itoa(i))
+		}
+	}
+	return nil
 }
 
 // idempotencyKey is the key a message is deduplicated by. On a route with

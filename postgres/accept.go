@@ -60,7 +60,7 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 		n := &fresh[i]
 		n.msg, n.targets, n.steps = p.Message, uniqueTargets(p.Targets), p.Steps
 		if err := p.CheckSteps(); err != nil {
-			return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
+			return nil, fmt.Errorf("accept: message %s: %w: %w", n.msg.ID, fanout.ErrInvalidMessage, err)
 		}
 		if n.msg.ID == "" {
 			n.msg.ID = fanout.NewMessageID()
@@ -72,12 +72,15 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 		n.keyed = n.msg.IdempotencyKey != "" && p.DedupWindow > 0
 		var err error
 		if n.headers, err = encodeHeader(n.msg.Header); err != nil {
-			return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
+			return nil, fmt.Errorf("accept: message %s: %w: %w", n.msg.ID, fanout.ErrInvalidMessage, err)
 		}
 	}
 	results := make([]fanout.AcceptResult, len(params))
 	err := retry(ctx, func() error { return s.accept(ctx, params, fresh, results) })
 	if err != nil {
+		if rerr := refusedErr("accept", err); rerr != nil && !s.closed() {
+			return nil, rerr
+		}
 		return nil, err
 	}
 	return results, nil

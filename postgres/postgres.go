@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,12 +114,24 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Ping checks that the database answers a round trip on a connection of
+// the pool before ctx ends: it fails while the pool has no connection to
+// spare or the server does not answer (it is down, or stalled). /readyz
+// uses it.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return s.dbErr("ping", err)
+	}
+	return nil
+}
+
 // closed reports whether Close was called.
 func (s *Store) closed() bool { return s.life.Err() != nil }
 
 // dbErr is where database errors become the store's: pgx.ErrNoRows becomes
 // fanout.ErrNotFound, every other failure wraps fanout.ErrStoreUnavailable
-// (and fanout.ErrClosed after Close) and keeps the cause.
+// (and fanout.ErrClosed after Close) and keeps the cause. Accept makes a
+// refused value fanout.ErrInvalidMessage instead (refusedErr).
 func (s *Store) dbErr(op string, err error) error {
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -173,6 +186,22 @@ func retryable(err error) bool {
 		}
 	}
 	return false
+}
+
+// refusedErr returns, when err is PostgreSQL refusing a value of the
+// statement, which running it again cannot change — a data exception
+// (class 22: bytes that are not UTF-8, a NUL in text, a value out of
+// range) or a program limit (class 54: an index row too large) — an error
+// that wraps fanout.ErrInvalidMessage and the database's error but not
+// fanout.ErrStoreUnavailable; nil otherwise. Fanout checks what it stores
+// at the edge (docs/security.md); this is the last line, so that such a
+// value fails its own message only.
+func refusedErr(op string, err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || !(strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54")) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: %w", op, fanout.ErrInvalidMessage, pgErr)
 }
 
 // withTx runs fn in a transaction and commits it. Errors from fn are

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -35,16 +34,13 @@ func fromOpt(t *time.Time) (time.Time, bool) {
 	return t.UTC(), true
 }
 
-// encodeHeader stores h as JSON; a nil header is NULL.
+// encodeHeader stores h as JSON (fanout.EncodeHeader: the bytes of a value
+// that is not UTF-8 are kept too); a nil header is NULL.
 func encodeHeader(h http.Header) ([]byte, error) {
 	if h == nil {
 		return nil, nil
 	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return nil, fmt.Errorf("encode header: %w", err)
-	}
-	return b, nil
+	return fanout.EncodeHeader(h)
 }
 
 // decodeHeader reverses encodeHeader.
@@ -52,11 +48,7 @@ func decodeHeader(b []byte) (http.Header, error) {
 	if b == nil {
 		return nil, nil
 	}
-	var h http.Header
-	if err := json.Unmarshal(b, &h); err != nil {
-		return nil, fmt.Errorf("decode header: %w", err)
-	}
-	return h, nil
+	return fanout.DecodeHeader(b)
 }
 
 // nonNil keeps an empty body an empty bytea rather than NULL.

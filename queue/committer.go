@@ -52,7 +52,8 @@ type CommitterOptions struct {
 // Committer commits accepted messages to the store in groups: a writer
 // goroutine (Run starts Writers of them) gathers every Accept call already
 // waiting into one Store.Accept transaction, so that one fsync makes many
-// messages durable.
+// messages durable. A message the store refuses (fanout.ErrInvalidMessage)
+// fails alone: the rest of its group is committed without it.
 // Accept is safe for concurrent use; Run must be running for Accept to
 // return anything but an error.
 type Committer struct {
@@ -117,7 +118,10 @@ func NewCommitter(store fanout.Store, opts CommitterOptions) *Committer {
 
 // Accept stores one message with its deliveries and returns once the group
 // it was committed with is durable. The error wraps the store's error when
-// the commit failed (nothing of the group was stored), is ctx.Err() when
+// the commit failed: it wraps fanout.ErrInvalidMessage when the store
+// refused this very message (the others of its group were committed
+// without it), and otherwise nothing of the group was stored. It is
+// ctx.Err() when
 // ctx ended first (the message may or may not be stored; a client retrying
 // with its Idempotency-Key gets the original), and is fanout.ErrClosed when
 // the Committer has stopped.
@@ -242,9 +246,28 @@ func (c *Committer) shutdown(ctx context.Context) {
 // Callers that already gave up (their context ended) are left out: they
 // were told the message may not be stored, and storing less is better.
 func (c *Committer) commit(ctx context.Context, batch []*acceptReq) {
-	params := make([]fanout.AcceptParams, 0, len(batch))
-	live := batch[:0]
-	for _, r := range batch {
+	var targets map[string]struct{}
+	if c.onCommit != nil {
+		targets = make(map[string]struct{}, 4)
+	}
+	c.write(ctx, batch, targets)
+	if len(targets) > 0 {
+		c.onCommit(targets)
+	}
+}
+
+// write stores group in one Store.Accept call, answers its callers and adds
+// the targets that got new deliveries to targets (when not nil). When the
+// store refuses the group because a message of it can never be stored
+// (fanout.ErrInvalidMessage), write stores each half of the group on its
+// own, down to the refused message, which alone gets the error: one bad
+// message costs about 2·log2(len(group)) more commits, and a group without
+// one costs nothing more. Any other failure (the store is down or slow)
+// fails the whole group at once.
+func (c *Committer) write(ctx context.Context, group []*acceptReq, targets map[string]struct{}) {
+	params := make([]fanout.AcceptParams, 0, len(group))
+	live := group[:0] // in place: group is the caller's to reuse
+	for _, r := range group {
 		if r.ctx.Err() != nil {
 			continue
 		}
@@ -261,6 +284,14 @@ func (c *Committer) commit(ctx context.Context, batch []*acceptReq) {
 	if err == nil && len(results) != len(params) {
 		err = fmt.Errorf("store returned %d results for %d messages", len(results), len(params))
 	}
+	if err != nil && len(live) > 1 && errors.Is(err, fanout.ErrInvalidMessage) {
+		c.log.Warn("group commit refused a message; committing the group in halves",
+			slog.Int(keyCount, len(params)), slog.Any(keyError, err))
+		half := len(live) / 2
+		c.write(ctx, live[:half], targets)
+		c.write(ctx, live[half:], targets)
+		return
+	}
 	if err != nil {
 		err = fmt.Errorf("queue: accept %d messages: %w", len(params), err)
 		c.log.Error("group commit failed", slog.Int(keyCount, len(params)), slog.Any(keyError, err))
@@ -270,10 +301,6 @@ func (c *Committer) commit(ctx context.Context, batch []*acceptReq) {
 		return
 	}
 
-	var targets map[string]struct{}
-	if c.onCommit != nil {
-		targets = make(map[string]struct{}, 4)
-	}
 	for i, r := range live {
 		if targets != nil && !results[i].Replayed {
 			for _, t := range params[i].Targets {
@@ -286,8 +313,5 @@ func (c *Committer) commit(ctx context.Context, batch []*acceptReq) {
 			}
 		}
 		r.done <- acceptResp{res: results[i]}
-	}
-	if len(targets) > 0 {
-		c.onCommit(targets)
 	}
 }

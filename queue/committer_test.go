@@ -341,3 +341,83 @@ func TestCommitterRunTwice(t *testing.T) {
 	require.NoError(t, err)
 	require.Error(t, b.c.Run(ctx))
 }
+
+// badSteps returns a message that every store refuses with
+// fanout.ErrInvalidMessage: a step runs after a step that does not exist.
+func badSteps(route string) fanout.AcceptParams {
+	p := newMessage(route)
+	p.Steps = []fanout.AcceptStep{{Name: "one", Target: "a", After: []string{"missing"}}}
+	return p
+}
+
+func TestCommitterRefusedMessageFailsAlone(t *testing.T) {
+	t.Parallel()
+	b := startCommitter(t, true, CommitterOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+
+	// The first commit waits at the gate while the others queue up, so
+	// that the refused messages share one group with 97 good ones.
+	const n = 100
+	params := make([]fanout.AcceptParams, n)
+	bad := map[int]bool{1: true, 50: true, 99: true}
+	for i := range params {
+		params[i] = newMessage("r", "a", "b")
+		if bad[i] {
+			params[i] = badSteps("r")
+		}
+	}
+	answers := make([]<-chan acceptResp, n)
+	answers[0] = b.acceptAsync(ctx, params[0])
+	<-b.store.entered
+	for i := 1; i < n; i++ {
+		answers[i] = b.acceptAsync(ctx, params[i])
+	}
+	b.waitQueued(t, n-1)
+	close(b.store.gate)
+
+	for i, ch := range answers {
+		r := <-ch
+		if bad[i] {
+			require.ErrorIs(t, r.err, fanout.ErrInvalidMessage, "message %d", i)
+			require.NotErrorIs(t, r.err, fanout.ErrStoreUnavailable, "message %d: not retryable", i)
+			_, err := b.store.GetMessage(ctx, params[i].Message.ID)
+			require.ErrorIs(t, err, fanout.ErrNotFound)
+			continue
+		}
+		require.NoError(t, r.err, "message %d: a good message of the group", i)
+		require.Equal(t, params[i].Message.ID, r.res.MessageID)
+		m, err := b.store.GetMessage(ctx, params[i].Message.ID)
+		require.NoError(t, err, "message %d is stored", i)
+		require.Len(t, m.Deliveries, 2)
+	}
+	// One commit for the first message, the refused group of 99, then
+	// halves down to each refused message: a bounded number of commits.
+	require.LessOrEqual(t, b.store.accepts.Load(), int64(2+2*len(bad)*7))
+	require.Equal(t, map[string]struct{}{"a": {}, "b": {}}, <-b.commits)
+}
+
+func TestCommitterStoreOutageFailsTheGroupAtOnce(t *testing.T) {
+	t.Parallel()
+	b := startCommitter(t, true, CommitterOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+
+	const n = 10
+	answers := make([]<-chan acceptResp, n)
+	answers[0] = b.acceptAsync(ctx, newMessage("r", "a"))
+	<-b.store.entered
+	for i := 1; i < n; i++ {
+		answers[i] = b.acceptAsync(ctx, newMessage("r", "a"))
+	}
+	b.waitQueued(t, n-1)
+	require.NoError(t, b.store.Store.Close()) // the store is gone
+	close(b.store.gate)
+
+	for i, ch := range answers {
+		r := <-ch
+		require.ErrorIs(t, r.err, fanout.ErrStoreUnavailable, "message %d", i)
+		require.NotErrorIs(t, r.err, fanout.ErrInvalidMessage, "message %d", i)
+	}
+	require.Equal(t, int64(2), b.store.accepts.Load(), "an outage is not split: one commit per group")
+}

@@ -8,7 +8,9 @@
 //     hand it a message and block; its Run loop drains every message
 //     already waiting into one Store.Accept transaction (group commit, no
 //     timer wait) and then answers each caller. One fsync thus covers many
-//     messages, which is what makes durable accepts fast.
+//     messages, which is what makes durable accepts fast. A message the
+//     store refuses (fanout.ErrInvalidMessage) fails alone: the group is
+//     committed again in halves without it (docs/delivery.md).
 //   - Dispatcher runs one worker per configured target. A worker leases due
 //     deliveries of its target, sends each through a Sender (the upstream
 //     client) with at most Target.MaxInFlight attempts in flight, decides

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,7 @@ type Server struct {
 	dashboard         *ui.Handler
 	dataLn, adminLn   net.Listener
 	ready             atomic.Bool
+	storeWait         time.Duration // store.timeout, as started
 
 	reloadMu sync.Mutex
 
@@ -77,7 +79,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{logger: logger, opts: opts}
+	s := &Server{logger: logger, opts: opts, storeWait: cmp.Or(cfg.Store.Timeout.D(), gateway.DefaultStoreTimeout)}
 	s.cfg.Store(cfg)
 	logWarnings(logger, cfg)
 	defer func() {
@@ -138,12 +140,13 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	s.dispatcher.SetConfig(cfg)
 
 	s.gateway, err = gateway.New(cfg, gateway.Options{
-		Logger:    logger,
-		Client:    s.client,
-		Enqueuer:  s.committer,
-		StatusURL: s.statusURL,
-		Hooks:     s.obs.gatewayHooks(),
-		Tracer:    s.obs.tracer,
+		Logger:       logger,
+		Client:       s.client,
+		Enqueuer:     s.committer,
+		StatusURL:    s.statusURL,
+		StoreTimeout: s.storeWait,
+		Hooks:        s.obs.gatewayHooks(),
+		Tracer:       s.obs.tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -200,7 +203,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 			Store:   s.store,
 			Config:  s.cfg.Load,
 			Token:   cfg.Admin.Token,
-			Ready:   s.ready.Load,
+			Ready:   s.readyz,
 			Notify:  s.dispatcher.Notify,
 			Pprof:   cfg.Admin.Pprof,
 			Logger:  logger,
@@ -250,6 +253,27 @@ func nodeID(configured string, data net.Addr) string {
 		port = strconv.Itoa(a.Port)
 	}
 	return host + ":" + port
+}
+
+// readyz reports whether the process takes traffic (for GET /readyz): it
+// has started, is not shutting down, and its store answers a probe within
+// store.timeout (docs/operations.md). A store that is down or stalled
+// makes /readyz fail, so that a load balancer sends the traffic elsewhere.
+func (s *Server) readyz() bool {
+	if !s.ready.Load() {
+		return false
+	}
+	p, ok := s.store.(pinger)
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.storeWait)
+	defer cancel()
+	if err := p.Ping(ctx); err != nil {
+		s.logger.Warn("readiness probe: the store did not answer", slog.Any("error", err))
+		return false
+	}
+	return true
 }
 
 func (s *Server) goBackground(f func()) {

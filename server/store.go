@@ -37,3 +37,8 @@ func OpenStore(ctx context.Context, c config.Store, logger *slog.Logger) (fanout
 type listener interface {
 	Listen(ctx context.Context, fn func(target string)) error
 }
+
+// pinger is a store that can tell whether it answers: the /readyz probe.
+type pinger interface {
+	Ping(ctx context.Context) error
+}

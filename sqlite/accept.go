@@ -49,7 +49,7 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 		p := &params[i]
 		n := newMessage{msg: p.Message, targets: uniqueTargets(p.Targets), steps: p.Steps}
 		if err := p.CheckSteps(); err != nil {
-			return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
+			return nil, fmt.Errorf("accept: message %s: %w: %w", n.msg.ID, fanout.ErrInvalidMessage, err)
 		}
 		if n.msg.ID == "" {
 			n.msg.ID = fanout.NewMessageID()
@@ -61,7 +61,7 @@ func (s *Store) Accept(ctx context.Context, params []fanout.AcceptParams) ([]fan
 		n.keyed = n.msg.IdempotencyKey != "" && p.DedupWindow > 0
 		var err error
 		if n.headers, err = encodeHeader(n.msg.Header); err != nil {
-			return nil, fmt.Errorf("accept: message %s: %w", n.msg.ID, err)
+			return nil, fmt.Errorf("accept: message %s: %w: %w", n.msg.ID, fanout.ErrInvalidMessage, err)
 		}
 		fresh = append(fresh, n)
 		results[i].MessageID = n.msg.ID

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -33,7 +32,8 @@ func nullMillis(ms sql.NullInt64) (time.Time, bool) {
 	return fromMillis(ms.Int64), true
 }
 
-// encodeHeader stores h as JSON; a nil header is NULL.
+// encodeHeader stores h as JSON (fanout.EncodeHeader: the bytes of a value
+// that is not UTF-8 are kept too); a nil header is NULL.
 func encodeHeader(h http.Header) ([]byte, error) {
 	if h == nil {
 		return nil, nil
@@ -41,11 +41,7 @@ func encodeHeader(h http.Header) ([]byte, error) {
 	if b, ok := appendHeaderJSON(nil, h); ok {
 		return b, nil
 	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return nil, fmt.Errorf("encode header: %w", err)
-	}
-	return b, nil
+	return fanout.EncodeHeader(h)
 }
 
 // appendHeaderJSON appends h as json.Marshal writes it (keys sorted) when
@@ -121,11 +117,7 @@ func decodeHeader(b []byte) (http.Header, error) {
 	if h, ok := parseHeaderJSON(b); ok {
 		return h, nil
 	}
-	var h http.Header
-	if err := json.Unmarshal(b, &h); err != nil {
-		return nil, fmt.Errorf("decode header: %w", err)
-	}
-	return h, nil
+	return fanout.DecodeHeader(b)
 }
 
 // parseHeaderJSON parses what appendHeaderJSON writes, without reflection:

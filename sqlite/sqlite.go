@@ -201,6 +201,16 @@ func escapePath(path string) string {
 	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
+// Ping checks that the database file answers a read before ctx ends.
+// /readyz uses it.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.reader.QueryRowContext(ctx, "SELECT 1 FROM messages LIMIT 1").Scan(&one); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return s.dbErr("ping", err)
+	}
+	return nil
+}
+
 // Close stops the checkpointer and closes the connections; closing the
 // last connection checkpoints the WAL into the database file. Calls made
 // after Close fail with an error that wraps fanout.ErrClosed. Close is

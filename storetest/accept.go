@@ -28,6 +28,43 @@ func acceptTests() []test {
 			}
 		}},
 
+		{"RefusedMessageFailsItsBatchOnly", func(t *testing.T, b *bundle) {
+			// A message the store can never store (here steps that do not
+			// form a list, which every store refuses) fails the batch with
+			// an error that says so, and not with a store outage: the
+			// caller (the committer) then stores the others without it.
+			good1 := fanout.AcceptParams{Message: b.msg("r", b.at(0)), Targets: []string{"a"}}
+			bad := fanout.AcceptParams{Message: b.msg("r", b.at(0)), Steps: []fanout.AcceptStep{
+				{Name: "one", Target: "a", After: []string{"missing"}},
+			}}
+			good2 := fanout.AcceptParams{Message: b.msg("r", b.at(0)), Targets: []string{"a", "b"}}
+			_, err := b.store.Accept(b.ctx, []fanout.AcceptParams{good1, bad, good2})
+			require.ErrorIs(t, err, fanout.ErrInvalidMessage)
+			require.NotErrorIs(t, err, fanout.ErrStoreUnavailable, "a refused message is not an outage: retrying cannot help")
+			for _, id := range []string{good1.Message.ID, bad.Message.ID, good2.Message.ID} {
+				_, err := b.store.GetMessage(b.ctx, id)
+				require.ErrorIs(t, err, fanout.ErrNotFound, "a failed Accept stores nothing")
+			}
+
+			res := b.accept(good1, good2)
+			require.Equal(t, good1.Message.ID, res[0].MessageID)
+			require.Equal(t, good2.Message.ID, res[1].MessageID)
+			require.Len(t, b.get(good2.Message.ID).Deliveries, 2)
+		}},
+
+		{"HeaderBytesRoundTrip", func(t *testing.T, b *bundle) {
+			// HTTP lets a header value carry bytes that are not UTF-8
+			// (obs-text); the store gives back the exact bytes.
+			m := b.msg("r", b.at(0))
+			m.Header = http.Header{
+				"X-Latin1": {"ok", "caf\xe9", "\xff\xfe\x80"},
+				"X-Utf8":   {"café ☃"},
+				"X-Plain":  {"v"},
+			}
+			b.accept(fanout.AcceptParams{Message: m, Targets: []string{"a"}})
+			require.Equal(t, m.Header, b.get(m.ID).Message.Header)
+		}},
+
 		{"RoundTrip", func(t *testing.T, b *bundle) {
 			received := time.Date(2026, 3, 1, 14, 0, 0, 123456789, time.FixedZone("CET", 3600))
 			m := fanout.Message{
