@@ -69,6 +69,9 @@ type RouteStep struct {
 	// Headers are the names of the configured headers, sorted.
 	Headers      []string `json:"headers,omitempty"`
 	BodyTemplate bool     `json:"body_template,omitempty"`
+	// Secret is the step's secret list as configured: JSON pointers and
+	// header names of its response whose values are masked.
+	Secret []string `json:"secret,omitempty"`
 }
 
 // RouteRateLimit is a route's token bucket.

@@ -72,6 +72,7 @@ func routeView(rt *config.Route) Route {
 			Method:       st.Method,
 			Path:         st.Path,
 			BodyTemplate: st.Body != "",
+			Secret:       slices.Clone(st.Secret),
 		}
 		if len(st.Headers) > 0 {
 			sv.Headers = slices.Sorted(maps.Keys(st.Headers))
