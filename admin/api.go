@@ -172,10 +172,11 @@ type Delivery struct {
 	Target string `json:"target"`
 	// Step and After are set on the deliveries of an async steps route:
 	// the step's name and the steps it runs after.
-	Step     string   `json:"step,omitempty"`
-	After    []string `json:"after,omitempty"`
-	State    string   `json:"state"` // a fanout.DeliveryState
-	Attempts int      `json:"attempts"`
+	Step  string   `json:"step,omitempty"`
+	After []string `json:"after,omitempty"`
+	State string   `json:"state"` // a fanout.DeliveryState
+	// Attempts counts the attempts made, across replays.
+	Attempts int `json:"attempts"`
 	// NextAttemptAt is when a pending or retrying delivery is due.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	LastStatus    int        `json:"last_status,omitempty"`

@@ -222,7 +222,7 @@ func deliveryView(d fanout.Delivery) Delivery {
 		Step:       d.Step,
 		After:      d.After,
 		State:      string(d.State),
-		Attempts:   d.Attempts,
+		Attempts:   d.AttemptNumber(),
 		LastStatus: d.LastStatus,
 		LastError:  d.LastError,
 		LastClass:  string(d.LastClass),

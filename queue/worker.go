@@ -281,7 +281,7 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		Header:    msg.Header,
 		Body:      msg.Body,
 		MessageID: msg.ID,
-		Attempt:   del.Attempts,
+		Attempt:   del.AttemptNumber(), // counts on across replays
 		// The stored header already carries X-Forwarded-* and traceparent
 		// (upstream.ForwardedHeader); an empty Inbound forwards them as is.
 	}
@@ -307,7 +307,7 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		// Cut short by shutdown: the lease stays outstanding and is given
 		// back, so the attempt does not count against the budget.
 		w.log.Info("attempt cancelled by shutdown",
-			slog.String(keyRoute, msg.Route), slog.String(keyMessageID, msg.ID), slog.Int(keyAttempt, del.Attempts))
+			slog.String(keyRoute, msg.Route), slog.String(keyMessageID, msg.ID), slog.Int(keyAttempt, del.AttemptNumber()))
 		w.hook(msg.Route, res, fanout.StatePending)
 		return
 	}
@@ -333,7 +333,7 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 			DeliveryID:     del.ID,
 			MessageID:      msg.ID,
 			Target:         w.name,
-			Number:         del.Attempts,
+			Number:         del.AttemptNumber(),
 			StartedAt:      res.StartedAt,
 			Duration:       res.Duration,
 			RequestMethod:  res.RequestMethod,
@@ -369,7 +369,7 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 			slog.String(keyRoute, msg.Route),
 			slog.String(keyMessageID, msg.ID),
 			slog.Int64(keyDelivery, del.ID),
-			slog.Int(keyAttempt, del.Attempts),
+			slog.Int(keyAttempt, del.AttemptNumber()),
 			slog.String(keyClass, string(res.Class)),
 			slog.Int(keyStatus, res.Status),
 			slog.String(keyState, string(state)),
