@@ -160,13 +160,16 @@ func TestFastPathStaleConnection(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ln.Close() })
 	// Answers one request per connection and closes it without saying so.
+	var accepted, closed atomic.Int32
 	go func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			accepted.Add(1)
 			go func() {
+				defer closed.Add(1)
 				defer conn.Close()
 				req, err := http.ReadRequest(bufio.NewReader(conn))
 				if err != nil {
@@ -184,8 +187,12 @@ func TestFastPathStaleConnection(t *testing.T) {
 		require.Equal(t, "ok", string(res.Body))
 	}
 	// Not replayable (a POST without an idempotency key): the connection
-	// idle for a while is checked before reuse and not used.
-	time.Sleep(300 * time.Millisecond)
+	// idle for a while is checked before reuse and not used. The test
+	// waits until the server has closed every connection (the close the
+	// check must notice), then ages the idle connection instead of
+	// waiting for the wall clock.
+	require.Eventually(t, func() bool { return closed.Load() == accepted.Load() }, 10*time.Second, time.Millisecond)
+	upstream.AgeIdle(b.client, time.Second)
 	res := b.client.Exchange(context.Background(), upstream.Request{Target: tg, Body: []byte("x")}, 10)
 	require.NoError(t, res.Err)
 }
