@@ -77,17 +77,28 @@ type Delivery struct {
 	Target    string
 	// Step is the step's name for a delivery of an async steps route, ""
 	// otherwise; After lists the steps it runs after.
-	Step          string
-	After         []string
-	State         DeliveryState
-	Attempts      int       // attempts made so far
-	NextAttemptAt time.Time // when the delivery is due (pending, retrying)
-	LastStatus    int       // HTTP status of the last attempt, 0 if none
-	LastError     string    // error of the last failed attempt
-	LastClass     ErrorClass
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	Step  string
+	After []string
+	State DeliveryState
+	// Attempts counts the attempts of the current run: the retry budget
+	// (max_attempts) applies to it, and a replay sets it to 0.
+	Attempts int
+	// AttemptsBefore counts the attempts made before the last replay. The
+	// number of an attempt (Fanout-Attempt, Attempt.Number) is
+	// AttemptsBefore + Attempts: it keeps counting across replays
+	// (docs/delivery.md).
+	AttemptsBefore int
+	NextAttemptAt  time.Time // when the delivery is due (pending, retrying)
+	LastStatus     int       // HTTP status of the last attempt, 0 if none
+	LastError      string    // error of the last failed attempt
+	LastClass      ErrorClass
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
+
+// AttemptNumber is the number of the delivery's last attempt, counted
+// across replays: AttemptsBefore + Attempts.
+func (d Delivery) AttemptNumber() int { return d.AttemptsBefore + d.Attempts }
 
 // Attempt is one HTTP exchange with a target.
 type Attempt struct {

@@ -88,7 +88,8 @@ type Store interface {
 	ListMessages(ctx context.Context, params ListMessagesParams) ([]MessageSummary, string, error)
 
 	// Replay makes matching deliveries due again with a fresh attempt budget
-	// and returns how many. With MessageID set it returns ErrNotFound when
+	// (Attempts 0; their attempts so far move to AttemptsBefore, so that
+	// attempt numbers count on) and returns how many. With MessageID set it returns ErrNotFound when
 	// the message does not exist. Replayed steps are settled again: a step
 	// whose earlier steps have not all succeeded waits blocked, and the
 	// skipped steps after a replayed one wait for it.

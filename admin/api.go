@@ -69,6 +69,9 @@ type RouteStep struct {
 	// Headers are the names of the configured headers, sorted.
 	Headers      []string `json:"headers,omitempty"`
 	BodyTemplate bool     `json:"body_template,omitempty"`
+	// Secret is the step's secret list as configured: JSON pointers and
+	// header names of its response whose values are masked.
+	Secret []string `json:"secret,omitempty"`
 }
 
 // RouteRateLimit is a route's token bucket.
@@ -169,10 +172,11 @@ type Delivery struct {
 	Target string `json:"target"`
 	// Step and After are set on the deliveries of an async steps route:
 	// the step's name and the steps it runs after.
-	Step     string   `json:"step,omitempty"`
-	After    []string `json:"after,omitempty"`
-	State    string   `json:"state"` // a fanout.DeliveryState
-	Attempts int      `json:"attempts"`
+	Step  string   `json:"step,omitempty"`
+	After []string `json:"after,omitempty"`
+	State string   `json:"state"` // a fanout.DeliveryState
+	// Attempts counts the attempts made, across replays.
+	Attempts int `json:"attempts"`
 	// NextAttemptAt is when a pending or retrying delivery is due.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	LastStatus    int        `json:"last_status,omitempty"`

@@ -72,6 +72,7 @@ func routeView(rt *config.Route) Route {
 			Method:       st.Method,
 			Path:         st.Path,
 			BodyTemplate: st.Body != "",
+			Secret:       slices.Clone(st.Secret),
 		}
 		if len(st.Headers) > 0 {
 			sv.Headers = slices.Sorted(maps.Keys(st.Headers))
@@ -223,7 +224,7 @@ func deliveryView(d fanout.Delivery) Delivery {
 		Step:       d.Step,
 		After:      d.After,
 		State:      string(d.State),
-		Attempts:   d.Attempts,
+		Attempts:   d.AttemptNumber(),
 		LastStatus: d.LastStatus,
 		LastError:  d.LastError,
 		LastClass:  string(d.LastClass),

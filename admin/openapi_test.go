@@ -10,9 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 )
 
 // TestOpenAPIValid validates the served document against the OpenAPI 3.1
@@ -47,6 +49,45 @@ func TestOpenAPIValid(t *testing.T) {
 		}
 	}
 	require.True(t, ok)
+}
+
+// TestOpenAPIValidStrict validates the document a second time with
+// kin-openapi, which is stricter than libopenapi about what may sit beside
+// a schema's keywords: a flow mapping with an unquoted comma in a
+// description, for instance, makes a bogus sibling key that libopenapi
+// lets through.
+func TestOpenAPIValidStrict(t *testing.T) {
+	t.Parallel()
+	loader := openapi3.NewLoader()
+	loader.IsExternalRefsAllowed = false
+	doc, err := loader.LoadFromData(OpenAPI())
+	require.NoError(t, err)
+	require.NoError(t, doc.Validate(t.Context()))
+}
+
+// TestOpenAPINoNullKeys catches what neither validator reports everywhere:
+// an unquoted comma inside a flow mapping ends the scalar, and the rest
+// becomes keys without values ("{description: a, b}" has a key "b"). The
+// document never has a key whose value is null.
+func TestOpenAPINoNullKeys(t *testing.T) {
+	t.Parallel()
+	var root yaml.Node
+	require.NoError(t, yaml.Unmarshal(openAPIYAML, &root))
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if v.Tag == "!!null" {
+					t.Errorf("openapi.yaml:%d:%d: key %q has no value (an unquoted comma in a flow mapping?)", k.Line, k.Column, k.Value)
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&root)
 }
 
 // openAPIOperations lists "METHOD /path" of every operation in the

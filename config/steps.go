@@ -41,6 +41,15 @@ type Step struct {
 	// Body is a template whose output is the request body. Default "": the
 	// inbound body (none when the method is GET or HEAD).
 	Body string `yaml:"body"`
+	// Secret marks values of this step's response as secret: a JSON
+	// pointer into the response body ("/access_token") or a response
+	// header name ("X-Session"). The later steps see the real values; every
+	// place that shows the message (stored attempts, admin API answers,
+	// the sync envelope, logs) shows "[REDACTED]" wherever the values
+	// occur. Default none, beyond the values a later step's header
+	// template reads from this step's response, which are secret anyway
+	// (docs/security.md, "Step responses").
+	Secret []string `yaml:"secret"`
 }
 
 // BodyTemplateOptions are the template options of bodies (route targets
@@ -234,7 +243,49 @@ func (v *validator) routeSteps(p fieldPath, r *Route, known bool) {
 			bp := ep.key("body")
 			v.jsonHazards(bp, s.Body, v.template(bp, s.Body, BodyTemplateOptions(r.MaxBody), scope))
 		}
+		for j, sec := range s.Secret {
+			if msg := secretEntry(sec); msg != "" {
+				v.add(ep.key("secret").index(j), "%s", msg)
+			}
+		}
 	}
+}
+
+// secretEntry checks one entry of a step's secret list and returns what is
+// wrong with it, or "".
+func secretEntry(s string) string {
+	if s == "" {
+		return `is empty: give a JSON pointer into the response body ("/access_token") or a response header name`
+	}
+	if !strings.HasPrefix(s, "/") {
+		if !token(s) {
+			return fmt.Sprintf("%q is neither a JSON pointer (it would start with \"/\") nor a valid header name", s)
+		}
+		return ""
+	}
+	if _, err := ParseJSONPointer(s); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// ParseJSONPointer splits p, a JSON pointer (RFC 6901) such as
+// "/data/0/token", into its unescaped reference tokens. The pointer ""
+// (the whole document) is refused: a secret is a value inside it.
+func ParseJSONPointer(p string) ([]string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return nil, fmt.Errorf("%q is not a JSON pointer: it must start with \"/\"", p)
+	}
+	parts := strings.Split(p[1:], "/")
+	for i, part := range parts {
+		for j := 0; j < len(part); j++ {
+			if part[j] == '~' && (j+1 == len(part) || part[j+1] != '0' && part[j+1] != '1') {
+				return nil, fmt.Errorf("%q is not a valid JSON pointer: '~' must be followed by 0 or 1 (\"~0\" is '~', \"~1\" is '/')", p)
+			}
+		}
+		parts[i] = strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")
+	}
+	return parts, nil
 }
 
 // stepCycles reports every cycle of the steps' after lists, naming the

@@ -171,6 +171,20 @@ func (c *call) serveSteps() {
 			r.resp = nil
 		}
 	}
+	if sr.HasSecrets() {
+		// The envelope shows every step's response: the secret values
+		// in them are masked (docs/security.md, "Step responses").
+		mask := &steps.Mask{}
+		for i, s := range sr.Steps {
+			if r := &runs[i]; r.body != nil || r.header != nil {
+				s.AddSecrets(mask, r.header, r.body)
+			}
+		}
+		for i := range c.outcomes {
+			o := &c.outcomes[i]
+			o.body, o.message = mask.Bytes(o.body), mask.String(o.message)
+		}
+	}
 	status := http.StatusOK
 	if !allOK {
 		status = http.StatusBadGateway
@@ -213,6 +227,7 @@ func (c *call) runStep(ctx context.Context, i int, data map[string]any, r *stepR
 			IdempotencyKey: c.id + "." + s.Name,
 			Attempt:        attempt,
 			Inbound:        c.inbound,
+			Configured:     sc.Configured,
 		}
 		actx, span := c.startAttempt(ctx, sc.Target, attempt, &req)
 		var res upstream.Result

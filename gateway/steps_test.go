@@ -176,7 +176,10 @@ func TestStepsEnvelope(t *testing.T) {
 	require.Equal(t, "steps", m["mode"])
 	auth, data := resp.result(t, "auth"), resp.result(t, "data")
 	require.Equal(t, true, auth["ok"])
-	require.Equal(t, map[string]any{"token": "t-123"}, auth["body"])
+	// The data step's Authorization template reads .steps.auth.body.token:
+	// the token is secret, and the envelope masks it (docs/security.md).
+	require.Equal(t, map[string]any{"token": "[REDACTED]"}, auth["body"])
+	require.NotContains(t, string(resp.Body), "t-123")
 	require.Equal(t, true, data["ok"])
 	require.Equal(t, float64(http.StatusCreated), data["status"])
 	require.Equal(t, float64(1), data["attempts"])

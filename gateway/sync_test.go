@@ -137,18 +137,23 @@ func TestAllRetryAfter(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), time.Second, "Retry-After is honoured")
 
 	// A Retry-After that does not fit in the deadline ends the retries.
+	// A Retry-After of an hour with a route deadline of ten minutes: code
+	// that waited would answer after ten minutes; the generous bound
+	// below is far from both that and from a busy machine's slowness.
 	long := newTarget(t, "long", func(w http.ResponseWriter, r *http.Request, n int) {
-		w.Header().Set("Retry-After", "60")
+		w.Header().Set("Retry-After", "3600")
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
-	b = setup(t, newConfig([]*target{long}, route("r", config.ModeAll, "/r", "long")))
+	rt := route("r", config.ModeAll, "/r", "long")
+	rt.Deadline = config.Duration(10 * time.Minute)
+	b = setup(t, newConfig([]*target{long}, rt))
 	start = time.Now()
 	resp = b.post(t, "/r", `{}`)
 	require.Equal(t, http.StatusBadGateway, resp.Status)
 	r := resp.result(t, "long")
 	require.EqualValues(t, 1, r["attempts"])
 	require.EqualValues(t, 503, r["status"])
-	require.Less(t, time.Since(start), 2*time.Second)
+	require.Less(t, time.Since(start), time.Minute, "the retry that does not fit is not waited for")
 }
 
 func TestAllTargetTimeout(t *testing.T) {
@@ -178,10 +183,10 @@ func TestAllRouteDeadline(t *testing.T) {
 	rt := route("r", config.ModeAll, "/r", "slow")
 	rt.Deadline = config.Duration(150 * time.Millisecond)
 	b := setup(t, newConfig([]*target{slow}, rt))
-	start := time.Now()
+	// The slow target answers only when its request is canceled: the
+	// answer itself shows the deadline ended it, no stopwatch needed.
 	resp := b.post(t, "/r", `{}`)
 	require.Equal(t, http.StatusBadGateway, resp.Status)
-	require.Less(t, time.Since(start), 2*time.Second)
 	require.Equal(t, map[string]any{"class": "timeout", "message": "route deadline of 150ms exceeded"}, resp.result(t, "slow")["error"])
 }
 
@@ -253,10 +258,9 @@ func TestAllFailFastCancelsTheOthers(t *testing.T) {
 	rt.Deadline = config.Duration(20 * time.Second)
 	b := setup(t, newConfig([]*target{slow, bad}, rt))
 
-	start := time.Now()
+	// The slow target's request is canceled (an event), not timed.
 	resp := b.post(t, "/r", `{}`)
 	require.Equal(t, http.StatusBadGateway, resp.Status)
-	require.Less(t, time.Since(start), 5*time.Second)
 	select {
 	case <-slowCanceled:
 	case <-time.After(5 * time.Second):

@@ -255,9 +255,9 @@ func TestBacklogTimeout(t *testing.T) {
 	src := &fakeBacklog{block: true}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(metrics.NewBacklogCollector(src, metrics.BacklogOptions{Timeout: 20 * time.Millisecond}))
-	start := time.Now()
+	// The source blocks until its context ends: the scrape returns only
+	// because the collector's timeout ended it, and counts the error.
 	body := scrape(t, metrics.Handler(reg))
-	require.Less(t, time.Since(start), 5*time.Second)
 	require.Contains(t, body, "fanout_backlog_scrape_errors_total 1\n")
 }
 

@@ -163,7 +163,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[applied])
 	require.NoError(t, err)
-	require.Equal(t, []applied{{1, "init"}, {2, "steps"}, {3, "nodes"}}, got, "every migration recorded once")
+	require.Equal(t, []applied{{1, "init"}, {2, "steps"}, {3, "nodes"}, {4, "attempt_count"}}, got, "every migration recorded once")
 
 	var tables int
 	require.NoError(t, conn.QueryRow(t.Context(),

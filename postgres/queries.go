@@ -35,7 +35,7 @@ const (
 	// messageSummaryColumns leaves the body out (NULL scans as nil).
 	messageSummaryColumns = `m.id, m.route, m.tenant, m.method, m.path, m.headers, NULL::bytea, m.idempotency_key, m.received_at`
 	deliveryColumns       = `d.id, d.message_id, d.route, d.target, d.step, d.after_steps, d.state, d.attempts, d.next_attempt_at, ` +
-		`d.last_status, d.last_error, d.last_class, d.created_at, d.updated_at`
+		`d.last_status, d.last_error, d.last_class, d.created_at, d.updated_at, d.attempts_before`
 	attemptColumns = `a.id, a.delivery_id, a.message_id, a.target, a.number, a.started_at, a.duration_us, ` +
 		`a.request_method, a.request_url, a.request_headers, a.status, a.response_headers, a.response_body, a.class, a.error`
 )
@@ -143,7 +143,7 @@ ORDER BY d.was_due, d.received_at, d.id`
 	// the number from the delivery when the attempt has none.
 	qInsertAttempts = `INSERT INTO attempts (delivery_id, message_id, target, number, started_at, duration_us,
     request_method, request_url, request_headers, status, response_headers, response_body, class, error)
-SELECT d.id, d.message_id, d.target, CASE WHEN v.number > 0 THEN v.number ELSE d.attempts END,
+SELECT d.id, d.message_id, d.target, CASE WHEN v.number > 0 THEN v.number ELSE d.attempts_before + d.attempts END,
     v.started_at, v.duration_us, v.request_method, v.request_url, v.request_headers,
     v.status, v.response_headers, v.response_body, v.class, v.error
 FROM unnest($1::bigint[], $2::integer[], $3::timestamptz[], $4::bigint[], $5::text[], $6::text[],
@@ -319,7 +319,7 @@ const (
 	qReplayMessage = `WITH msg AS (
     SELECT id FROM messages WHERE id = $3 AND ($4 = '' OR tenant = $4)
 ), changed AS (
-    UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $2, due_at = $2,
+    UPDATE deliveries SET state = 'pending', attempts_before = attempts_before + attempts, attempts = 0, next_attempt_at = $2, due_at = $2,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
     WHERE message_id IN (SELECT id FROM msg) AND state <> 'delivering' AND ($5 = '' OR target = $5)
     RETURNING target, message_id, step
@@ -350,7 +350,7 @@ func replaySQL(channel string, now any, state string, f replayFilter) (string, [
 	}
 	var q strings.Builder
 	q.WriteString(`WITH changed AS (
-    UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $2, due_at = $2,
+    UPDATE deliveries SET state = 'pending', attempts_before = attempts_before + attempts, attempts = 0, next_attempt_at = $2, due_at = $2,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
     WHERE state = ` + cond + ` AND state <> 'delivering'`)
 	if f.target != "" {

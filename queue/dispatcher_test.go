@@ -601,3 +601,46 @@ func (l *logRecorder) find(msg string) []logRecord {
 	}
 	return out
 }
+
+// TestReplayRaisesFanoutAttempt: a replayed delivery arrives with a higher
+// Fanout-Attempt than any before it (docs/delivery.md), with a fresh retry
+// budget.
+func TestReplayRaisesFanoutAttempt(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	tg := newTarget(t, func(w http.ResponseWriter, r *http.Request, id string, n int) {
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	startDispatcher(t, st, newConfig(newTargetConfig(t, "t", tg.srv.URL)), DispatcherOptions{IdlePoll: 50 * time.Millisecond})
+	ids := acceptN(t, st, 1, "t")
+	waitState(t, st, ids, "t", fanout.StateSucceeded)
+
+	for range 2 {
+		before := len(attemptsOf(t, st, ids[0], "t")) // counted before the replay can run
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		n, err := st.Replay(ctx, fanout.ReplayParams{MessageID: ids[0], Now: time.Now()})
+		cancel()
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		require.Eventually(t, func() bool { return len(attemptsOf(t, st, ids[0], "t")) == before+1 }, waitFor, 5*time.Millisecond)
+		waitState(t, st, ids, "t", fanout.StateSucceeded)
+	}
+
+	var got []string
+	for _, r := range tg.requestsFor(ids[0]) {
+		got = append(got, r.Header.Get("Fanout-Attempt"))
+	}
+	require.Equal(t, []string{"1", "2", "3", "4"}, got, "a retry, then two replays")
+	var numbers []int
+	for _, a := range attemptsOf(t, st, ids[0], "t") {
+		numbers = append(numbers, a.Number)
+	}
+	require.Equal(t, []int{1, 2, 3, 4}, numbers)
+	d := deliveryOf(t, st, ids[0], "t")
+	require.Equal(t, 1, d.Attempts, "the last replay's budget")
+	require.Equal(t, 4, d.AttemptNumber())
+}

@@ -88,7 +88,7 @@ func (m *stepRoutes) render(ld *fanout.LeasedDelivery, req *upstream.Request) er
 	if err != nil {
 		return fmt.Errorf("step %q: %w", del.Step, err)
 	}
-	req.Target, req.Header, req.Body = call.Target, call.Header, call.Body
+	req.Target, req.Header, req.Body, req.Configured = call.Target, call.Header, call.Body, call.Configured
 	req.IdempotencyKey = msg.ID + "." + del.Step
 	return nil
 }
@@ -112,4 +112,28 @@ func (m *stepRoutes) nextTargets(route, step string) []string {
 		out = append(out, sr.r.Steps[j].Target.Name)
 	}
 	return out
+}
+
+// mask returns what hides the secret values of ld's message (see
+// steps.Mask): those of the responses kept for the steps before
+// ld.Delivery.Step, and those of res, this step's response. It returns nil
+// when the route has none.
+func (m *stepRoutes) mask(ld *fanout.LeasedDelivery, res *upstream.Result) *steps.Mask {
+	if m == nil {
+		return nil
+	}
+	sr := (*m)[ld.Message.Route]
+	if sr == nil || sr.r == nil || !sr.r.HasSecrets() {
+		return nil
+	}
+	mask := &steps.Mask{}
+	for name, r := range ld.Steps {
+		if i := sr.r.Index(name); i >= 0 {
+			sr.r.Steps[i].AddSecrets(mask, r.Header, r.Body)
+		}
+	}
+	if i := sr.r.Index(ld.Delivery.Step); i >= 0 {
+		sr.r.Steps[i].AddSecrets(mask, res.Header, res.Body)
+	}
+	return mask
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/config"
+	"github.com/fanouthq/fanout/steps"
 	"github.com/fanouthq/fanout/upstream"
 )
 
@@ -280,7 +281,7 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		Header:    msg.Header,
 		Body:      msg.Body,
 		MessageID: msg.ID,
-		Attempt:   del.Attempts,
+		Attempt:   del.AttemptNumber(), // counts on across replays
 		// The stored header already carries X-Forwarded-* and traceparent
 		// (upstream.ForwardedHeader); an empty Inbound forwards them as is.
 	}
@@ -296,13 +297,17 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 	} else {
 		res = w.d.sender.Exchange(ctx, req, w.d.opts.MaxResponseBody)
 	}
+	var mask *steps.Mask // the secret values of a steps route's responses
+	if del.Step != "" {
+		mask = w.d.steps.Load().mask(ld, &res)
+	}
 
 	success := res.Err == nil && upstream.IsSuccess(res.Status)
 	if !success && ctx.Err() != nil && (res.Class == fanout.ClassCanceled || errors.Is(res.Err, context.Canceled)) {
 		// Cut short by shutdown: the lease stays outstanding and is given
 		// back, so the attempt does not count against the budget.
 		w.log.Info("attempt cancelled by shutdown",
-			slog.String(keyRoute, msg.Route), slog.String(keyMessageID, msg.ID), slog.Int(keyAttempt, del.Attempts))
+			slog.String(keyRoute, msg.Route), slog.String(keyMessageID, msg.ID), slog.Int(keyAttempt, del.AttemptNumber()))
 		w.hook(msg.Route, res, fanout.StatePending)
 		return
 	}
@@ -320,6 +325,7 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		// reason it was given up goes with it.
 		errText += " (dead: " + reason + ")"
 	}
+	errText = mask.String(errText)
 	p := fanout.CompleteParams{
 		DeliveryID: del.ID,
 		Owner:      w.d.opts.Owner,
@@ -327,17 +333,19 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 			DeliveryID:     del.ID,
 			MessageID:      msg.ID,
 			Target:         w.name,
-			Number:         del.Attempts,
+			Number:         del.AttemptNumber(),
 			StartedAt:      res.StartedAt,
 			Duration:       res.Duration,
 			RequestMethod:  res.RequestMethod,
-			RequestURL:     res.RequestURL,
-			RequestHeader:  res.RequestHeader,
+			RequestURL:     mask.String(res.RequestURL),
+			RequestHeader:  mask.Header(res.RequestHeader),
 			Status:         res.Status,
-			ResponseHeader: upstream.Redact(res.Header, t.Redact),
-			ResponseBody:   truncate(res.Body, w.d.opts.MaxResponseBody),
-			Class:          res.Class,
-			Error:          errText,
+			ResponseHeader: mask.Header(upstream.Redact(res.Header, t.Redact)),
+			// Masked whole, then cut: a cut must not leave part of a
+			// secret.
+			ResponseBody: truncate(mask.Bytes(res.Body), w.d.opts.MaxResponseBody),
+			Class:        res.Class,
+			Error:        errText,
 		},
 		State:         state,
 		NextAttemptAt: next,
@@ -345,7 +353,8 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 	}
 	if del.Step != "" {
 		// The steps after this one see its response whole, headers
-		// unredacted: they may carry what they need (a token, say).
+		// unredacted and secrets unmasked: they may carry what they need
+		// (a token, say).
 		p.Step = &fanout.StepCompletion{MessageID: msg.ID}
 		if state == fanout.StateSucceeded {
 			p.Step.Response = fanout.StepResponse{Status: res.Status, Header: res.Header, Body: res.Body}
@@ -360,7 +369,7 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 			slog.String(keyRoute, msg.Route),
 			slog.String(keyMessageID, msg.ID),
 			slog.Int64(keyDelivery, del.ID),
-			slog.Int(keyAttempt, del.Attempts),
+			slog.Int(keyAttempt, del.AttemptNumber()),
 			slog.String(keyClass, string(res.Class)),
 			slog.Int(keyStatus, res.Status),
 			slog.String(keyState, string(state)),

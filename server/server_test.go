@@ -153,16 +153,22 @@ routes:
 		return true
 	}, 10*time.Second, 20*time.Millisecond, "metrics after traffic")
 
-	code, body := get(t, adminURL+"/v1/stats?window=5m", "s3cret")
-	require.Equal(t, http.StatusOK, code, body)
-	var rep struct {
+	// The hooks that count attempts run when an attempt ends; the dead
+	// count comes from the store, once the completer has committed the
+	// outcome: poll until it has, with a generous deadline.
+	type report struct {
 		Routes  map[string]struct{ Requests, Successes int }
 		Targets map[string]struct {
 			Attempts, Successes, Dead int
 			Failures                  map[string]int
 		}
 	}
-	require.NoError(t, json.Unmarshal([]byte(body), &rep))
+	var rep report
+	require.Eventually(t, func() bool {
+		code, body := get(t, adminURL+"/v1/stats?window=5m", "s3cret")
+		rep = report{}
+		return code == http.StatusOK && json.Unmarshal([]byte(body), &rep) == nil && rep.Targets["failing"].Dead == 1
+	}, 10*time.Second, 20*time.Millisecond, "the dead delivery reaches the stats")
 	require.Equal(t, 1, rep.Routes["sync"].Requests)
 	require.Equal(t, 1, rep.Routes["queued"].Successes)
 	require.Equal(t, 2, rep.Targets["ok"].Successes)

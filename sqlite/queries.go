@@ -32,7 +32,7 @@ const (
 	// messageSummaryColumns leaves the body out (NULL scans as nil).
 	messageSummaryColumns = `m.id, m.route, m.tenant, m.method, m.path, m.headers, NULL, m.idempotency_key, m.received_at`
 	deliveryColumns       = `d.id, d.message_id, d.route, d.target, d.step, d.after_steps, d.state, d.attempts, d.next_attempt_at, ` +
-		`d.last_status, d.last_error, d.last_class, d.created_at, d.updated_at`
+		`d.last_status, d.last_error, d.last_class, d.created_at, d.updated_at, d.attempts_before`
 	attemptColumns = `a.id, a.delivery_id, a.message_id, a.target, a.number, a.started_at, a.duration_us, ` +
 		`a.request_method, a.request_url, a.request_headers, a.status, a.response_headers, a.response_body, a.class, a.error`
 )
@@ -117,7 +117,7 @@ WHERE id IN (SELECT value FROM json_each(?4))`
 	qInsertAttemptsTail = `)
 INSERT INTO attempts (delivery_id, message_id, target, number, started_at, duration_us,
     request_method, request_url, request_headers, status, response_headers, response_body, class, error)
-SELECT d.id, d.message_id, d.target, CASE WHEN v.number > 0 THEN v.number ELSE d.attempts END,
+SELECT d.id, d.message_id, d.target, CASE WHEN v.number > 0 THEN v.number ELSE d.attempts_before + d.attempts END,
     v.started_at, v.duration_us, v.request_method, v.request_url, v.request_headers,
     v.status, v.response_headers, v.response_body, v.class, v.error
 FROM v JOIN deliveries AS d ON d.id = v.delivery_id`
@@ -223,11 +223,11 @@ const (
 	// qReplayMessage makes the deliveries of one message (to one target
 	// when ?3 is not empty) pending and due at ?1 with no attempts made,
 	// except those being delivered.
-	qReplayMessage = `UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?1, due_at = ?1,
+	qReplayMessage = `UPDATE deliveries SET state = 'pending', attempts_before = attempts_before + attempts, attempts = 0, next_attempt_at = ?1, due_at = ?1,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
 WHERE message_id = ?2 AND state <> 'delivering' AND (?3 = '' OR target = ?3)`
 	// qReplayHead starts the bulk replay; replaySQL adds the filters.
-	qReplayHead = `UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?1, due_at = ?1,
+	qReplayHead = `UPDATE deliveries SET state = 'pending', attempts_before = attempts_before + attempts, attempts = 0, next_attempt_at = ?1, due_at = ?1,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1
 WHERE state = ?2 AND state <> 'delivering'`
 	// qReplayReturning ends either replay: the message of each replayed

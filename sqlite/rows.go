@@ -250,7 +250,7 @@ type deliveryRow struct {
 func (r *deliveryRow) dest() []any {
 	d := r.d
 	return []any{&d.ID, &d.MessageID, &d.Route, &d.Target, &d.Step, &r.after, &r.state, &d.Attempts, &r.next,
-		&d.LastStatus, &d.LastError, &r.class, &r.created, &r.updated}
+		&d.LastStatus, &d.LastError, &r.class, &r.created, &r.updated, &d.AttemptsBefore}
 }
 
 func (r *deliveryRow) finish() {

@@ -36,6 +36,7 @@ WHERE id = ?1 AND state = 'succeeded'`
 	qSettleStep = `UPDATE deliveries SET state = ?2,
     due_at = CASE WHEN ?2 = 'pending' THEN ?3 END,
     next_attempt_at = CASE WHEN ?2 = 'pending' THEN ?3 ELSE next_attempt_at END,
+    attempts_before = CASE WHEN ?2 = 'pending' THEN attempts_before + attempts ELSE attempts_before END,
     attempts = CASE WHEN ?2 = 'pending' THEN 0 ELSE attempts END,
     last_class = CASE WHEN ?2 = 'skipped' THEN 'skipped' ELSE last_class END,
     last_error = CASE WHEN ?2 = 'skipped' THEN ?4 ELSE last_error END,

@@ -51,6 +51,9 @@ type Step struct {
 	path   *template.Template // nil: the target URL
 	header []stepHeader
 	body   *template.Template // nil: the inbound body (none for GET, HEAD)
+	// secrets are the values of its response that are masked wherever
+	// the message is shown (secret.go).
+	secrets []secretRef
 }
 
 // stepHeader is one header template of a step.
@@ -141,8 +144,16 @@ func Compile(cfg *config.Config, rc *config.Route) (*Route, error) {
 				return nil, fmt.Errorf("step %q: %w", sc.Name, err)
 			}
 		}
+		for _, sec := range sc.Secret {
+			ref, err := parseSecret(sec)
+			if err != nil {
+				return nil, fmt.Errorf("step %q: secret: %w", sc.Name, err)
+			}
+			s.secrets = append(s.secrets, ref)
+		}
 		sr.Steps = append(sr.Steps, s)
 	}
+	sr.headerSecrets(index)
 	for i, s := range sr.Steps {
 		for _, j := range s.After {
 			sr.Steps[j].Next = append(sr.Steps[j].Next, i)
@@ -212,6 +223,11 @@ type Call struct {
 	Target *config.Target
 	Header http.Header
 	Body   []byte
+	// Configured names the headers of Target.Headers that come from the
+	// config (the target's headers and the step's), redacted in the
+	// record of the call (upstream.Request.Configured); the others are
+	// Fanout's own: Fanout-Step and a body template's Content-Type.
+	Configured []string
 }
 
 // Render builds the request of step s from its templates and data (see
@@ -235,10 +251,13 @@ func (s *Step) Render(in Inbound, data map[string]any) (Call, error) {
 		t.ParsedURL, t.URL = u, u.String()
 	}
 	headers := make(map[string]string, len(s.Target.Headers)+len(s.header)+2)
+	sc.Configured = make([]string, 0, len(s.Target.Headers)+len(s.header))
 	for k, v := range s.Target.Headers {
 		headers[textproto.CanonicalMIMEHeaderKey(k)] = v
+		sc.Configured = append(sc.Configured, k)
 	}
 	for _, h := range s.header {
+		sc.Configured = append(sc.Configured, h.name)
 		out, err := h.t.Execute(data)
 		if err != nil {
 			return sc, err

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -87,6 +88,50 @@ func replayTests() []test {
 			d := b.delivery(id, "a")
 			require.Equal(t, fanout.StateDelivering, d.State)
 			require.Equal(t, 1, d.Attempts)
+		}},
+
+		{"AttemptNumberCountsOn", func(t *testing.T, b *bundle) {
+			// docs/delivery.md: a duplicate, an operator replay included,
+			// arrives with a higher Fanout-Attempt. The budget starts
+			// over; the number does not.
+			id := b.send("r", b.t0, "a")
+			b.settle("a", b.at(time.Minute), map[string]outcome{id: {fanout.StateRetrying, b.at(2 * time.Minute)}})
+			b.settle("a", b.at(2*time.Minute), map[string]outcome{id: {fanout.StateDead, time.Time{}}})
+			d := b.delivery(id, "a")
+			require.Equal(t, 2, d.Attempts)
+			require.Equal(t, 2, d.AttemptNumber())
+
+			now := b.at(time.Hour)
+			require.Equal(t, 1, b.replay(fanout.ReplayParams{MessageID: id, Now: now}))
+			d = b.delivery(id, "a")
+			requireFresh(t, d, now)
+			require.Equal(t, 2, d.AttemptsBefore, "the attempts before the replay are remembered")
+			leased := b.lease("a", "w", now, 10)
+			require.Len(t, leased, 1)
+			require.Equal(t, 1, leased[0].Delivery.Attempts, "a fresh budget")
+			require.Equal(t, 3, leased[0].Delivery.AttemptNumber(), "the third attempt")
+			n, err := b.store.ReleaseLeases(b.ctx, fanout.ReleaseParams{Owner: "w", Now: now})
+			require.NoError(t, err)
+			require.Equal(t, 1, n)
+
+			// A bulk replay counts on the same way; Complete stores the
+			// number, and one given as 0 defaults to it.
+			b.settle("a", now, map[string]outcome{id: {fanout.StateDead, time.Time{}}})
+			later := b.at(2 * time.Hour)
+			require.Equal(t, 1, b.replay(fanout.ReplayParams{Target: "a", Now: later}))
+			leased = b.lease("a", "w", later, 10)
+			require.Len(t, leased, 1)
+			require.Equal(t, 4, leased[0].Delivery.AttemptNumber())
+			a := attempt(leased[0], later, http.StatusOK, fanout.ClassNone, "")
+			a.Number = 0
+			require.NoError(t, b.store.Complete(b.ctx, []fanout.CompleteParams{{DeliveryID: leased[0].Delivery.ID, Owner: "w",
+				State: fanout.StateSucceeded, Now: later, Attempt: a}}))
+			var numbers []int
+			for _, a := range b.get(id).Attempts {
+				numbers = append(numbers, a.Number)
+			}
+			require.Equal(t, []int{1, 2, 3, 4}, numbers)
+			require.Equal(t, 4, b.delivery(id, "a").AttemptNumber())
 		}},
 
 		{"MessageNotFound", func(t *testing.T, b *bundle) {

@@ -186,7 +186,8 @@ func stepsTests() []test {
 				"auth": fanout.StatePending, "data": fanout.StateBlocked,
 				"audit": fanout.StateBlocked, "notify": fanout.StateBlocked,
 			}, b.steps(id))
-			b.completeStep(id, "authapi", b.at(2*time.Hour), fanout.StateSucceeded, tokenResponse, "auth")
+			leased := b.completeStep(id, "authapi", b.at(2*time.Hour), fanout.StateSucceeded, tokenResponse, "auth")
+			require.Equal(t, 2, leased[0].Delivery.AttemptNumber(), "the replayed step's attempt number counts on")
 			require.Equal(t, fanout.StatePending, b.steps(id)["data"])
 			require.Len(t, b.lease("userdata", "w", b.at(3*time.Hour), 10), 2)
 		}},

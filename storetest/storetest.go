@@ -153,7 +153,7 @@ func attempt(ld fanout.LeasedDelivery, now time.Time, status int, class fanout.E
 		DeliveryID:     ld.Delivery.ID,
 		MessageID:      ld.Delivery.MessageID,
 		Target:         ld.Delivery.Target,
-		Number:         ld.Delivery.Attempts,
+		Number:         ld.Delivery.AttemptNumber(),
 		StartedAt:      now,
 		Duration:       12345 * time.Microsecond,
 		RequestMethod:  http.MethodPost,

@@ -38,16 +38,21 @@ var errAuth = errors.New("target auth")
 // authRedact returns the header names whose values are redacted in the
 // record of an attempt to t, beyond the ones always redacted: t's redact
 // list, the headers configured on t (their values come from the config,
-// often from ${ENV} secrets) and the header of an api_key auth.
-func authRedact(t *config.Target) []string {
+// often from ${ENV} secrets; configured when set, else every one of
+// t.Headers) and the header of an api_key auth.
+func authRedact(t *config.Target, configured []string) []string {
 	apiKey := t.Auth != nil && t.Auth.APIKey != nil && t.Auth.APIKey.Header != ""
 	if len(t.Headers) == 0 && !apiKey {
 		return t.Redact
 	}
 	out := make([]string, 0, len(t.Redact)+len(t.Headers)+1)
 	out = append(out, t.Redact...)
-	for k := range t.Headers {
-		out = append(out, k)
+	if configured != nil {
+		out = append(out, configured...)
+	} else {
+		for k := range t.Headers {
+			out = append(out, k)
+		}
 	}
 	if apiKey {
 		out = append(out, t.Auth.APIKey.Header)

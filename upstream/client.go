@@ -129,6 +129,12 @@ type Request struct {
 	// Inbound describes the inbound request, for X-Forwarded-* and
 	// traceparent.
 	Inbound Inbound
+	// Configured names the headers of Target.Headers that come from the
+	// config, whose values are redacted in Result.RequestHeader. Default
+	// nil: every one of Target.Headers. A step's call sets it: its
+	// Target.Headers also hold what Fanout adds (Fanout-Step, a body
+	// template's Content-Type), which is no secret (steps.Call).
+	Configured []string
 
 	// DiscardRecord says the caller does not use Result.RequestHeader (a
 	// sync route's envelope does not show it): it is left nil, and the
@@ -279,7 +285,7 @@ func (c *Client) Exchange(ctx context.Context, r Request, maxBody int64) (res Re
 	case req != nil:
 		res.RequestMethod, res.RequestURL = req.Method, recordedURL(r.Target, req.URL)
 		if !r.DiscardRecord {
-			res.RequestHeader = redactIfNeeded(req.Header, authRedact(r.Target))
+			res.RequestHeader = redactIfNeeded(req.Header, authRedact(r.Target, r.Configured))
 		}
 	case r.Target != nil:
 		res.RequestMethod, res.RequestURL = r.Method, r.Target.URL
