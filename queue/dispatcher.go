@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/config"
 	"github.com/fanouthq/fanout/upstream"
@@ -115,6 +117,12 @@ type DispatcherOptions struct {
 	DeadAfter time.Duration
 	// Hooks are optional metrics callbacks.
 	Hooks Hooks
+	// Tracer starts a client span per attempt, as the gateway does for
+	// its own (docs/observability.md): the child of the traceparent kept
+	// with the message, so that a delivery joins the trace of the request
+	// that was accepted, and the target gets the attempt span as its
+	// parent. Nil: no spans, and the kept traceparent is sent as is.
+	Tracer trace.Tracer
 }
 
 // Dispatcher delivers stored messages to their targets: one worker per

@@ -15,7 +15,6 @@ const (
 	keyClass     = "class"
 	keyStatus    = "status"
 	keyState     = "state"
-	keyReason    = "reason"
 	keyError     = "error"
 	keyCount     = "count"
 	keyOwner     = "owner"

@@ -10,9 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/config"
 	"github.com/fanouthq/fanout/steps"
+	"github.com/fanouthq/fanout/tracing"
 	"github.com/fanouthq/fanout/upstream"
 )
 
@@ -292,10 +295,14 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 	} else {
 		err = w.d.bodies.Load().mapBody(msg, t, &req)
 	}
+	actx, span := w.startSpan(ctx, msg, &req)
 	if err != nil {
 		res = templateFailure(req, err) // not sent: its step or body template failed
 	} else {
-		res = w.d.sender.Exchange(ctx, req, w.d.opts.MaxResponseBody)
+		res = w.d.sender.Exchange(actx, req, w.d.opts.MaxResponseBody)
+	}
+	if span != nil {
+		tracing.End(span, res.Status, string(res.Class))
 	}
 	var mask *steps.Mask // the secret values of a steps route's responses
 	if del.Step != "" {
@@ -390,6 +397,22 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 	}
 	w.d.comp.add(c)
 	w.hook(msg.Route, res, state)
+}
+
+// startSpan starts the client span of an attempt when tracing: the child
+// of the traceparent kept with the message, and the parent of the one the
+// target gets.
+func (w *worker) startSpan(ctx context.Context, msg *fanout.Message, req *upstream.Request) (context.Context, trace.Span) {
+	tr := w.d.opts.Tracer
+	if tr == nil {
+		return ctx, nil
+	}
+	actx, span := tracing.StartAttempt(tracing.Extract(ctx, msg.Header), tr, msg.Route, w.name, req.Attempt)
+	span.SetAttributes(tracing.AttrMessageID.String(msg.ID))
+	if tp := tracing.Traceparent(actx); tp != "" {
+		req.Inbound.Traceparent = tp
+	}
+	return actx, span
 }
 
 func (w *worker) hook(route string, res upstream.Result, state fanout.DeliveryState) {

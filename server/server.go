@@ -136,6 +136,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 		Node:          nodeID(cfg.Store.NodeID, s.dataLn.Addr()),
 		DeadAfter:     cfg.Delivery.HeartbeatTimeout.D(),
 		Hooks:         s.obs.queueHooks(),
+		Tracer:        s.obs.tracer,
 	})
 	s.dispatcher.SetConfig(cfg)
 
@@ -306,14 +307,23 @@ func (s *Server) AdminAddr() string {
 	return s.adminLn.Addr().String()
 }
 
-// Config returns the config in force.
-func (s *Server) Config() *config.Config { return s.cfg.Load() }
-
 func (s *Server) statusURL(id string) string {
 	if s.adminLn == nil {
 		return ""
 	}
-	return "http://" + dialable(s.adminLn.Addr().String()) + "/v1/messages/" + id
+	return s.AdminURL() + "/v1/messages/" + id
+}
+
+// DataURL is the data plane's base URL for a client on this machine
+// (http://, an unspecified listening host replaced by the loopback).
+func (s *Server) DataURL() string { return "http://" + dialable(s.DataAddr()) }
+
+// AdminURL is DataURL for the admin listener, "" when it is off.
+func (s *Server) AdminURL() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return "http://" + dialable(s.AdminAddr())
 }
 
 // dialable turns a listening address into one a client on this machine can
@@ -345,13 +355,6 @@ func (s *Server) Reload() error {
 		s.logger.Error("config reload refused; keeping the old config", slog.String("file", old.File), slog.Any("error", err))
 		return fmt.Errorf("reload: %w", err)
 	}
-	return s.apply(cfg)
-}
-
-// Apply replaces the config in force with cfg (already validated).
-func (s *Server) Apply(cfg *config.Config) error {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
 	return s.apply(cfg)
 }
 
