@@ -214,7 +214,7 @@ func (s *Server) authorized(r *http.Request) bool {
 }
 
 func errUnauthorized() *apierror.Error {
-	e := apierror.ErrUnauthorized("a valid admin token is required: Authorization: Bearer <token>")
+	e := apierror.Unauthorized("a valid admin token is required: Authorization: Bearer <token>")
 	e.Header = http.Header{"Www-Authenticate": {`Bearer realm="fanout-admin"`}}
 	return e
 }

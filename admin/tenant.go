@@ -48,7 +48,7 @@ func (s *Server) tenantRequest(r *http.Request, e endpoint) (*http.Request, erro
 	case !ok:
 		return r, errUnauthorized()
 	case !tenantEndpoints[e.pattern()]:
-		return r, apierror.ErrForbidden("a tenant admin token may only list, show, replay and delete its tenant's messages")
+		return r, apierror.Forbidden("a tenant admin token may only list, show, replay and delete its tenant's messages")
 	}
 	return r.WithContext(context.WithValue(r.Context(), scopeKey{}, tenant)), nil
 }
@@ -90,7 +90,7 @@ func tenantFilter(r *http.Request, asked string) (string, error) {
 	case scope == "":
 		return asked, nil
 	case asked != "" && asked != scope:
-		return "", apierror.ErrForbidden("this token sees only the messages of tenant " + scope).
+		return "", apierror.Forbidden("this token sees only the messages of tenant " + scope).
 			WithDetails(map[string]any{"tenant": asked})
 	}
 	return scope, nil

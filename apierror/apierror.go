@@ -36,13 +36,18 @@ func New(status int, code, message string) *Error {
 // WithDetails returns e with details set.
 func (e *Error) WithDetails(d map[string]any) *Error { e.Details = d; return e }
 
-// Common errors.
-var (
-	ErrNotFound     = func(msg string) *Error { return New(http.StatusNotFound, "not_found", msg) }
-	ErrBadRequest   = func(msg string) *Error { return New(http.StatusBadRequest, "bad_request", msg) }
-	ErrUnauthorized = func(msg string) *Error { return New(http.StatusUnauthorized, "unauthorized", msg) }
-	ErrForbidden    = func(msg string) *Error { return New(http.StatusForbidden, "forbidden", msg) }
-)
+// NotFound returns a 404 not_found Error. (fanout.ErrNotFound is the
+// store's sentinel, which From turns into one of these.)
+func NotFound(msg string) *Error { return New(http.StatusNotFound, "not_found", msg) }
+
+// BadRequest returns a 400 bad_request Error.
+func BadRequest(msg string) *Error { return New(http.StatusBadRequest, "bad_request", msg) }
+
+// Unauthorized returns a 401 unauthorized Error.
+func Unauthorized(msg string) *Error { return New(http.StatusUnauthorized, "unauthorized", msg) }
+
+// Forbidden returns a 403 forbidden Error.
+func Forbidden(msg string) *Error { return New(http.StatusForbidden, "forbidden", msg) }
 
 // From converts any error into an *Error: an *Error found with errors.As is
 // returned as is; fanout.ErrNotFound becomes 404, fanout.ErrInvalidMessage

@@ -70,13 +70,13 @@ const Realm = "fanout"
 func (e *Error) APIError() *apierror.Error {
 	switch e.Status {
 	case http.StatusForbidden:
-		return apierror.ErrForbidden(e.Message)
+		return apierror.Forbidden(e.Message)
 	case http.StatusServiceUnavailable:
 		ae := apierror.New(http.StatusServiceUnavailable, "auth_unavailable", e.Message)
 		ae.Header = http.Header{"Retry-After": {strconv.Itoa(int(retryAfterFailure.Seconds()))}}
 		return ae
 	}
-	ae := apierror.ErrUnauthorized(e.Message)
+	ae := apierror.Unauthorized(e.Message)
 	challenge := `Bearer realm="` + Realm + `"`
 	if e.invalidToken {
 		challenge += `, error="invalid_token"`

@@ -78,7 +78,7 @@ config. Without a config file it runs the demo and prints curl lines to try.
 		return err
 	}
 	if targets != nil {
-		fmt.Fprint(env.Stdout, demo.Instructions("http://"+dialable(srv.DataAddr()), "http://"+dialable(srv.AdminAddr()), cfg.Admin.Token))
+		fmt.Fprint(env.Stdout, demo.Instructions(srv.DataURL(), srv.AdminURL(), cfg.Admin.Token))
 	}
 
 	for done := false; !done; {
@@ -121,17 +121,6 @@ func demoConfig(env Env) (*config.Config, *demo.Targets, error) {
 	}
 	fmt.Fprintf(env.Stderr, "no --config given: starting the demo (store in %s)\n", dir)
 	return cfg, targets, nil
-}
-
-func dialable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 func runValidate(args []string, env Env) error {

@@ -73,7 +73,7 @@ func ParseWindow(v string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 || d > MaxWindow {
-		return 0, apierror.ErrBadRequest("window must be a duration greater than 0 and at most 1h, such as 5m").
+		return 0, apierror.BadRequest("window must be a duration greater than 0 and at most 1h, such as 5m").
 			WithDetails(map[string]any{"window": v})
 	}
 	return d, nil

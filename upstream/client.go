@@ -200,9 +200,6 @@ type Result struct {
 	RequestHeader             http.Header
 }
 
-// OK reports whether the attempt succeeded.
-func (r *Result) OK() bool { return r.Err == nil }
-
 // Do sends one attempt of r. The attempt is bounded by Target.Timeout
 // (default 10s) from the start of the call to the last byte of the body;
 // ctx may shorten it. On success the caller reads and closes the response
