@@ -103,14 +103,14 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 			return fmt.Errorf("complete delivery %d: response %w", p.DeliveryID, err)
 		}
 		aDelivery[i], aNumber[i], aStarted[i], aDuration[i] = p.DeliveryID, int32(a.Number), stored(a.StartedAt), a.Duration.Microseconds() //nolint:gosec // attempt numbers are small
-		aMethod[i], aURL[i], aStatus[i] = a.RequestMethod, a.RequestURL, int32(a.Status)                                                    //nolint:gosec // HTTP statuses are small
-		aBody[i], aClass[i], aError[i] = a.ResponseBody, string(a.Class), a.Error
+		aMethod[i], aURL[i], aStatus[i] = text(a.RequestMethod), text(a.RequestURL), int32(a.Status)                                        //nolint:gosec // HTTP statuses are small
+		aBody[i], aClass[i], aError[i] = a.ResponseBody, string(a.Class), text(a.Error)
 		at := p.Now
 		if at.IsZero() {
 			at = now
 		}
 		dID[i], dOwner[i], dState[i] = p.DeliveryID, p.Owner, string(p.State)
-		dStatus[i], dError[i], dClass[i], dNow[i] = int32(a.Status), a.Error, string(a.Class), stored(at) //nolint:gosec // HTTP statuses are small
+		dStatus[i], dError[i], dClass[i], dNow[i] = int32(a.Status), aError[i], string(a.Class), stored(at) //nolint:gosec // HTTP statuses are small
 	}
 	if slices.ContainsFunc(params, func(p fanout.CompleteParams) bool { return p.Step != nil }) {
 		// Steps settle in the same transaction as their completion.

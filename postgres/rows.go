@@ -3,7 +3,9 @@ package postgres
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -49,6 +51,18 @@ func decodeHeader(b []byte) (http.Header, error) {
 		return nil, nil
 	}
 	return fanout.DecodeHeader(b)
+}
+
+// text is s as a text column can hold it: PostgreSQL refuses a NUL and
+// bytes that are not UTF-8 in text, so each such byte (run) becomes
+// U+FFFD. It is for what a target's answer can put into a column (an
+// attempt's error, the URL a template built), so that no answer can make a
+// completion fail (docs/security.md "What reaches the store").
+func text(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // nonNil keeps an empty body an empty bytea rather than NULL.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -169,6 +170,29 @@ func completeTests() []test {
 			require.Empty(t, got.Error)
 
 			require.Empty(t, b.lease("a", "w", b.at(1000*time.Hour), 10), "a succeeded delivery is never leased again")
+		}},
+
+		// What a target answers is not the store's to refuse: an error
+		// text or URL with bytes that are not UTF-8, or a NUL (a malformed
+		// response quoted in a transport error), is recorded, so the
+		// delivery does not stay leased and fail its completion forever.
+		// An engine that keeps only text may replace those bytes.
+		{"AnyErrorTextIsRecorded", func(t *testing.T, b *bundle) {
+			id := b.send("r", b.t0, "a")
+			now := b.at(time.Minute)
+			ld := b.lease("a", "w", now, 1)[0]
+			a := attempt(ld, now, 0, fanout.ClassOther, "malformed MIME header line: \xff\xfe\x00bad")
+			a.RequestURL += "?q=\xff\x00"
+			require.NoError(t, b.store.Complete(b.ctx, []fanout.CompleteParams{{
+				DeliveryID: ld.Delivery.ID, Owner: "w", Attempt: a, State: fanout.StateDead, Now: now,
+			}}))
+			md := b.get(id)
+			require.Equal(t, fanout.StateDead, md.Deliveries[0].State)
+			require.Contains(t, md.Deliveries[0].LastError, "malformed MIME header line")
+			require.Contains(t, md.Deliveries[0].LastError, "bad")
+			require.Len(t, md.Attempts, 1)
+			require.Contains(t, md.Attempts[0].Error, "bad")
+			require.True(t, strings.HasPrefix(md.Attempts[0].RequestURL, "http://a.test/in?q="), md.Attempts[0].RequestURL)
 		}},
 
 		{"RetryingHonoursNextAttempt", func(t *testing.T, b *bundle) {
