@@ -30,7 +30,7 @@ func Example() {
 	fmt.Println(string(out))
 	// Output:
 	// {
-	//   "window": "5m0s",
+	//   "window": "5m",
 	//   "routes": {
 	//     "profile": {
 	//       "mode": "all",

@@ -82,7 +82,7 @@ func TestHandler(t *testing.T) {
 
 	var rep stats.Report
 	require.NoError(t, json.Unmarshal(body, &rep))
-	require.Equal(t, "1m0s", rep.Window)
+	require.Equal(t, "1m", rep.Window)
 	require.Equal(t, 1, rep.Routes["signup"].Requests)
 	crm := rep.Targets["crm"]
 	require.Equal(t, 2, crm.Attempts)
@@ -109,7 +109,7 @@ func TestHandler(t *testing.T) {
 	// No window: the default.
 	_, body = b.get(t, http.MethodGet, "")
 	require.NoError(t, json.Unmarshal(body, &rep))
-	require.Equal(t, "5m0s", rep.Window)
+	require.Equal(t, "5m", rep.Window)
 }
 
 func TestHandlerWithoutBacklog(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/fanouthq/fanout"
+	"github.com/fanouthq/fanout/config"
 )
 
 // Window limits of Snapshot and of the stats endpoint.
@@ -83,7 +84,7 @@ func failClass(ok bool, class string) int {
 
 // Report is the answer of GET /v1/stats.
 type Report struct {
-	// Window is the requested window, as a Go duration ("5m0s").
+	// Window is the requested window, as the config writes durations ("5m", "1h").
 	Window string `json:"window"`
 	// Routes is keyed by route name.
 	Routes map[string]RouteStats `json:"routes"`
@@ -165,7 +166,7 @@ func (s *Stats) Snapshot(window time.Duration) Report {
 	}
 
 	rep := Report{
-		Window:  window.String(),
+		Window:  config.Duration(window).String(), // as the config writes it: 5m, 1h
 		Routes:  make(map[string]RouteStats),
 		Targets: make(map[string]TargetStats),
 	}

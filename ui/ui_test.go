@@ -303,6 +303,6 @@ func TestBackfillAndStatsJSON(t *testing.T) {
 	require.Equal(t, http.StatusOK, p.status)
 	var rep map[string]any
 	require.NoError(t, json.Unmarshal([]byte(p.body), &rep))
-	require.Equal(t, "1h0m0s", rep["window"])
+	require.Equal(t, "1h", rep["window"])
 	require.Equal(t, http.StatusNotFound, br.get("/ui/nope").status)
 }
