@@ -196,6 +196,9 @@ func listMessagesSQL(f listFilter) (string, []any) {
 	if f.until != nil {
 		conds, args = append(conds, qListUntil), append(args, *f.until)
 	}
+	if f.state == "dead" {
+		return listDeadSQL(f, conds, args)
+	}
 	if f.target != "" || f.state != "" {
 		c := qListDeliveryExists
 		if f.target != "" {
@@ -216,6 +219,42 @@ func listMessagesSQL(f listFilter) (string, []any) {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
 	return q + qListMessagesOrder, append(args, f.limit)
+}
+
+// listDeadSQL is listMessagesSQL for state=dead, the dead-letter list:
+// dead deliveries are few and old, so walking the messages newest first
+// and checking each one's deliveries (the EXISTS of other states) can read
+// most of the table before a page is full. It starts from the dead
+// deliveries instead, through the partial index deliveries_dead (named,
+// since without a target the planner prefers scanning the unique index
+// of all deliveries; the literal 'dead' is what makes the partial index
+// usable), and looks each message up by id: the cost follows the number
+// of dead deliveries, not of messages. conds and args hold the message
+// filters so far.
+func listDeadSQL(f listFilter, conds []string, args []any) (string, []any) {
+	sub := `SELECT DISTINCT d.message_id AS id FROM deliveries AS d INDEXED BY deliveries_dead WHERE d.state = 'dead'`
+	var subArgs []any
+	if f.target != "" {
+		sub, subArgs = sub+` AND d.target = ?`, append(subArgs, f.target)
+	}
+	if f.route != "" {
+		sub, subArgs = sub+` AND d.route = ?`, append(subArgs, f.route)
+	}
+	if f.since != nil {
+		sub, subArgs = sub+` AND d.received_at >= ?`, append(subArgs, *f.since)
+	}
+	if f.until != nil {
+		sub, subArgs = sub+` AND d.received_at < ?`, append(subArgs, *f.until)
+	}
+	if f.cursor != nil {
+		conds, args = append(conds, qListCursor), append(args, f.cursor.receivedAt, f.cursor.id)
+	}
+	// CROSS JOIN keeps the dead deliveries the outer loop.
+	q := `SELECT ` + messageSummaryColumns + ` FROM (` + sub + `) AS dd CROSS JOIN messages AS m ON m.id = dd.id`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	return q + qListMessagesOrder, append(append(subArgs, args...), f.limit)
 }
 
 // Replay, Backfill.
