@@ -141,6 +141,7 @@ func TestDashboardUsesOnlyRegisteredMetrics(t *testing.T) {
 	for _, name := range []string{
 		metrics.NameRequestsTotal, metrics.NameRequestDuration, metrics.NameAttemptsTotal,
 		metrics.NameAttemptDuration, metrics.NameDeadTotal, metrics.NameDeliveries, metrics.NameBacklogOldest,
+		metrics.NameBodyTimeoutsTotal,
 	} {
 		require.True(t, used[name], "the dashboard has no panel for %s (uses %v)", name, slices.Sorted(maps.Keys(used)))
 	}
