@@ -25,6 +25,48 @@ import (
 	"github.com/fanouthq/fanout/sqlite"
 )
 
+// startLogged starts a server on cfg's SQLite store (shut down at the end
+// of the test), returning the store too, whose debug-level JSON log goes
+// to the returned buffer.
+func startLogged(t *testing.T, cfg *config.Config) (*server.Server, *sqlite.Store, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, cfg.Store.DSN, sqlite.Options{Logger: logger})
+	require.NoError(t, err)
+	srv, err := server.Start(ctx, cfg, server.Options{Logger: logger, Store: st})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Shutdown(sctx))
+	})
+	return srv, st, logs
+}
+
+// jsonCaller returns a func that sends one JSON request with headers h
+// and returns the status and the whole body.
+func jsonCaller(t *testing.T) func(method, url, body string, h map[string]string) (int, []byte) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	return func(method, url, body string, h map[string]string) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, b
+	}
+}
+
 // lockedBuffer collects every log line of the server.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -141,36 +183,10 @@ tenants:
 	cfg, err := config.Parse("fanout.yaml", []byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
 
-	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, cfg.Store.DSN, sqlite.Options{Logger: logger})
-	require.NoError(t, err)
-	srv, err := server.Start(ctx, cfg, server.Options{Logger: logger, Store: st})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Shutdown(sctx))
-	})
-	client := &http.Client{Timeout: 10 * time.Second}
-	t.Cleanup(client.CloseIdleConnections)
+	srv, st, logs := startLogged(t, cfg)
+	call := jsonCaller(t)
 
-	call := func(method, url string, body string, h map[string]string) (int, []byte) {
-		t.Helper()
-		req, err := http.NewRequest(method, url, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Content-Type", "application/json")
-		for k, v := range h {
-			req.Header.Set(k, v)
-		}
-		resp, err := client.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, b
-	}
 	data := "http://" + srv.DataAddr()
 	admin := "http://" + srv.AdminAddr()
 	cookie := "sid=" + secrets["cookie"]

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,8 +16,6 @@ import (
 
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/config"
-	"github.com/fanouthq/fanout/server"
-	"github.com/fanouthq/fanout/sqlite"
 )
 
 // TestStepSecretsNeverLeak runs a steps route, sync and async, whose auth
@@ -80,35 +77,9 @@ routes:
 	cfg, err := config.Parse("fanout.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 
-	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, cfg.Store.DSN, sqlite.Options{Logger: logger})
-	require.NoError(t, err)
-	srv, err := server.Start(ctx, cfg, server.Options{Logger: logger, Store: st})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Shutdown(sctx))
-	})
-	client := &http.Client{Timeout: 10 * time.Second}
-	t.Cleanup(client.CloseIdleConnections)
-	call := func(method, url, body string, h map[string]string) (int, []byte) {
-		t.Helper()
-		req, err := http.NewRequest(method, url, strings.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Content-Type", "application/json")
-		for k, v := range h {
-			req.Header.Set(k, v)
-		}
-		resp, err := client.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, b
-	}
+	srv, st, logs := startLogged(t, cfg)
+	call := jsonCaller(t)
 	data := "http://" + srv.DataAddr()
 	admin := "http://" + srv.AdminAddr()
 	adminGet := func(path string) []byte {
