@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 )
 
@@ -178,4 +181,29 @@ func post(ctx context.Context, url string, body string, header map[string]string
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, b, err
+}
+
+// postgresSchema creates a schema of its own for the test in the database
+// at pgURL, dropped at the end of the test, and returns a DSN whose
+// search_path is that schema, the schema's name and the connection that
+// made it (for the test's own queries; closed at the end of the test).
+func postgresSchema(t *testing.T, pgURL string) (dsn, schema string, conn *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	suffix := make([]byte, 6)
+	_, _ = rand.Read(suffix)
+	schema = "fanout_e2e_" + hex.EncodeToString(suffix)
+	conn, err := pgx.Connect(ctx, pgURL)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		_ = conn.Close(context.Background())
+	})
+	sep := "?"
+	if strings.Contains(pgURL, "?") {
+		sep = "&"
+	}
+	return pgURL + sep + "search_path=" + schema, schema, conn
 }

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,13 +10,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 )
 
@@ -35,23 +31,8 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real binary")
 	}
+	dsn, _, _ := postgresSchema(t, pgURL)
 	ctx := context.Background()
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	schema := "fanout_e2e_" + hex.EncodeToString(suffix)
-	conn, err := pgx.Connect(ctx, pgURL)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		_ = conn.Close(context.Background())
-	})
-	sep := "?"
-	if strings.Contains(pgURL, "?") {
-		sep = "&"
-	}
-	dsn := pgURL + sep + "search_path=" + schema
 
 	a, b := newRecorder(), newRecorder()
 	aAddr, bAddr := freeAddr(t), freeAddr(t)

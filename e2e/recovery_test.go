@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -254,23 +252,9 @@ func TestNodeTakeoverAndRestartOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real binary")
 	}
+	dsn, schema, conn := postgresSchema(t, pgURL)
 	ctx := context.Background()
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	schema := "fanout_e2e_" + hex.EncodeToString(suffix)
-	conn, err := pgx.Connect(ctx, pgURL)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		_ = conn.Close(context.Background())
-	})
-	sep := "?"
-	if strings.Contains(pgURL, "?") {
-		sep = "&"
-	}
-	store := fmt.Sprintf("{driver: postgres, dsn: %q}", pgURL+sep+"search_path="+schema)
+	store := fmt.Sprintf("{driver: postgres, dsn: %q}", dsn)
 
 	g := newGate()
 	tAddr := freeAddr(t)
