@@ -120,10 +120,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		hooks:     opts.Hooks,
 		tracer:    opts.Tracer,
 		legs:      newLegPool(legWorkerIdle),
-		noRouteBT: opts.NoRouteBodyTimeout,
-	}
-	if g.noRouteBT <= 0 {
-		g.noRouteBT = defaultNoRouteBodyTimeout
+		noRouteBT: cmp.Or(opts.NoRouteBodyTimeout, defaultNoRouteBodyTimeout),
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
