@@ -10,6 +10,7 @@ import (
 
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/apierror"
+	"github.com/fanouthq/fanout/config"
 )
 
 // Tenant-scoped admin tokens (config tenants.<name>.admin_token_sha256):
@@ -53,8 +54,7 @@ func (s *Server) tenantRequest(r *http.Request, e endpoint) (*http.Request, erro
 	return r.WithContext(context.WithValue(r.Context(), scopeKey{}, tenant)), nil
 }
 
-// tenantToken returns the tenant whose admin token r carries. The token
-// is hashed once and compared with every tenant's hash in constant time.
+// tenantToken returns the tenant whose admin token r carries.
 func (s *Server) tenantToken(r *http.Request) (string, bool) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -64,9 +64,17 @@ func (s *Server) tenantToken(r *http.Request) (string, bool) {
 	if token == "" {
 		return "", false
 	}
+	name := TenantOfToken(s.config(), token)
+	return name, name != ""
+}
+
+// TenantOfToken returns the tenant of cfg whose admin token is token, ""
+// when none. The token is hashed once and compared with every tenant's
+// hash in constant time.
+func TenantOfToken(cfg *config.Config, token string) string {
 	sum := sha256.Sum256([]byte(token))
 	found := ""
-	for name, t := range s.config().Tenants {
+	for name, t := range cfg.Tenants {
 		if t == nil || t.AdminTokenSHA256 == "" {
 			continue
 		}
@@ -78,7 +86,7 @@ func (s *Server) tenantToken(r *http.Request) (string, bool) {
 			found = name
 		}
 	}
-	return found, found != ""
+	return found
 }
 
 // tenantFilter returns the tenant a listing or a bulk replay is limited

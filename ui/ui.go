@@ -3,10 +3,8 @@ package ui
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"html/template"
 	"io/fs"
@@ -17,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fanouthq/fanout/admin"
 	"github.com/fanouthq/fanout/config"
 )
 
@@ -310,21 +309,7 @@ func redirect(w http.ResponseWriter, r *http.Request, path string) {
 
 // tenantOf returns the tenant whose admin token token is, "" when none
 // (the dashboard only shows the name; the admin API does the scoping).
-func (h *Handler) tenantOf(token string) string {
-	cfg := h.config()
-	sum := sha256.Sum256([]byte(token))
-	found := ""
-	for name, t := range cfg.Tenants {
-		if t == nil || t.AdminTokenSHA256 == "" {
-			continue
-		}
-		want, err := hex.DecodeString(t.AdminTokenSHA256)
-		if err == nil && subtle.ConstantTimeCompare(want, sum[:]) == 1 {
-			found = name
-		}
-	}
-	return found
-}
+func (h *Handler) tenantOf(token string) string { return admin.TenantOfToken(h.config(), token) }
 
 func (h *Handler) config() *config.Config {
 	if h.opts.Config != nil {
