@@ -60,7 +60,7 @@ func (ps *procs) start(name string, args []string, env []string) (*proc, error) 
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	inOwnGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -90,14 +90,14 @@ func (ps *procs) stop(p *proc, grace time.Duration) {
 	}
 	pgid := p.pid()
 	if !p.exited() {
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		signalGroup(pgid, syscall.SIGTERM)
 		select {
 		case <-p.done:
 		case <-time.After(grace):
 		}
 	}
 	// The leader may be gone while children of the group live on.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	signalGroup(pgid, syscall.SIGKILL)
 	<-p.done
 }
 
