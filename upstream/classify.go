@@ -74,6 +74,9 @@ func Classify(err error) fanout.ErrorClass {
 	if isTLS(err) {
 		return fanout.ClassTLS
 	}
+	if headerTooLarge(err) {
+		return fanout.ClassOther // a malformed answer, however it arrived
+	}
 	if isConnect(err) {
 		return fanout.ClassConnect
 	}
@@ -102,6 +105,14 @@ func isTLS(err error) bool {
 		return true
 	}
 	return strings.Contains(err.Error(), "tls: ")
+}
+
+// headerTooLarge: the target's status line and headers passed the 1 MiB
+// bound, on the fast path or (an error with no sentinel, wrapped in
+// "connection broken") on the transport.
+func headerTooLarge(err error) bool {
+	return errors.Is(err, errHeaderTooLarge) ||
+		strings.Contains(err.Error(), "server response headers exceeded")
 }
 
 func isConnect(err error) bool {

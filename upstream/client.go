@@ -84,6 +84,9 @@ func New(opts Options) *Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		// The fast path's bound, not net/http's 10 MiB default: whichever
+		// of the two takes a request, a target's header may be as large.
+		MaxResponseHeaderBytes: h1MaxHeaderBytes,
 	}
 	c := &Client{transport: t, log: opts.Logger}
 	if !opts.NoFastPath && h1Supported {
