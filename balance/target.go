@@ -51,12 +51,18 @@ type Target struct {
 	checkCfg config.HealthCheck
 }
 
+// Base returns the target's configured URL (its url, or its first
+// primary server's): a step's URL is joined to it, and Lease.Server's
+// URL takes its place.
+func (t *Target) Base() *url.URL { return t.st.Load().base }
+
 // state is what a config says about a target, with the servers' live
 // state; replaced whole on reload.
 type state struct {
 	primary, backup []*Server
 	seq, bseq       []uint16 // smooth weighted round robin schedules
 	balance         string
+	base            *url.URL
 	outlier         config.Outlier
 	failStatus      []int // nil: 5xx
 }
@@ -92,9 +98,13 @@ func (t *Target) configure(tc *config.Target) {
 	if tc.Outlier != nil {
 		st.outlier = *tc.Outlier
 	}
+	st.base = tc.ParsedURL
+	if st.base == nil {
+		st.base, _ = url.Parse(tc.URL)
+	}
 	servers := tc.Servers
 	if len(servers) == 0 {
-		servers = []*config.Server{{URL: tc.URL, ParsedURL: tc.ParsedURL, Weight: 1}}
+		servers = []*config.Server{{URL: tc.URL, ParsedURL: st.base, Weight: 1}}
 	}
 	for _, sc := range servers {
 		if sc == nil {
@@ -109,13 +119,12 @@ func (t *Target) configure(tc *config.Target) {
 		}
 		s := known[sc.URL]
 		if s == nil || s.weight != max(sc.Weight, 1) || s.backup != sc.Backup {
-			s = &Server{raw: sc.URL, weight: max(sc.Weight, 1), backup: sc.Backup}
+			s = &Server{raw: sc.URL, url: u, weight: max(sc.Weight, 1), backup: sc.Backup}
 			if k := known[sc.URL]; k != nil { // weight or role changed: keep the health
 				s.fails.Store(k.fails.Load())
 				s.unhealthy.Store(k.unhealthy.Load())
 			}
 		}
-		s.url = u
 		if sc.Backup {
 			st.backup = append(st.backup, s)
 		} else {
@@ -205,6 +214,9 @@ type Lease struct {
 	sem   *chan struct{}
 	probe bool
 }
+
+// Target returns the target of the lease.
+func (l *Lease) Target() *Target { return l.t }
 
 // Server returns the server the attempt goes to.
 func (l *Lease) Server() *Server { return l.s }
