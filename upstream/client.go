@@ -118,6 +118,17 @@ func (c *Client) SetTargets(targets map[string]*config.Target) { c.targets.Updat
 // sorted by name.
 func (c *Client) TargetStatus() []balance.TargetStatus { return c.targets.Status() }
 
+// Deferred reports whether the target named target takes no attempt now
+// (its circuit breaker is open, or half-open with its probes out), and
+// until when at least. It implements queue.Deferrer.
+func (c *Client) Deferred(target string) (time.Time, bool) {
+	bt := c.targets.Get(target)
+	if bt == nil {
+		return time.Time{}, false
+	}
+	return bt.Deferred()
+}
+
 // Close stops the health checks and closes idle connections. The client
 // still sends afterwards (for attempts still to finish).
 func (c *Client) Close() {
