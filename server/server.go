@@ -220,6 +220,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 			Logger:  logger,
 			Metrics: s.obs.metricsHandler(),
 			Stats:   s.obs.statsHandler(s.store),
+			Targets: s.client.TargetStatus,
 		})
 		// The dashboard (package ui) at /ui/, over the same API.
 		s.dashboard = ui.New(ui.Options{API: api, Config: s.cfg.Load, Logger: logger})
