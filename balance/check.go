@@ -79,6 +79,9 @@ func (t *Target) runCheck(ctx context.Context, s *Server, hc config.HealthCheck)
 			}
 		}
 		t.setHealthy(s, ok)
+		if ok {
+			t.unEject(s)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -110,4 +113,20 @@ func checkURL(server *url.URL, path string) *url.URL {
 		u.Path = path
 	}
 	return u
+}
+
+// unEject ends the ejection of s, if any: a passing active health check
+// says more than the failures that ejected it.
+func (t *Target) unEject(s *Server) {
+	u := s.ejectedUntil.Load()
+	if u == 0 || !s.ejectedUntil.CompareAndSwap(u, 0) {
+		return
+	}
+	t.ejected.Add(-1)
+	s.fails.Store(0)
+	s.ejections.Store(0)
+	t.set.log.Info("target server back after ejection (passed its health check)", slog.String("target", t.name), slog.String("server", s.raw))
+	if f := t.set.opts.OnServer; f != nil && !s.unhealthy.Load() {
+		f(t.name, s.raw, true)
+	}
 }
