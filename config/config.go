@@ -260,7 +260,8 @@ type HealthCheck struct {
 	// Interval is the time between two checks of a server. Default 10s;
 	// must be > 0.
 	Interval Duration `yaml:"interval"`
-	// Timeout bounds one check. Default 2s; must be > 0 and ≤ Interval.
+	// Timeout bounds one check. Default 2s, or Interval when that is
+	// shorter; must be > 0 and ≤ Interval.
 	Timeout Duration `yaml:"timeout"`
 	// ExpectStatus is the status that passes. Default 0: any 2xx.
 	ExpectStatus int `yaml:"expect_status"`

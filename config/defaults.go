@@ -185,6 +185,12 @@ func (c *Config) normalize() {
 		if u, err := url.Parse(t.URL); err == nil {
 			t.ParsedURL = u
 		}
+		hp := fieldPath{}.key("targets").key(name).key("health_check")
+		if h := t.HealthCheck; h != nil && h.Timeout > h.Interval && h.Interval > 0 {
+			if _, set := c.pos[hp.key("timeout").String()]; !set {
+				h.Timeout = h.Interval // the default timeout fits a short interval
+			}
+		}
 		if r := t.RateLimit; r != nil && r.Burst == 0 && r.RPS > 0 && r.RPS <= maxRate {
 			r.Burst = max(1, int(math.Ceil(r.RPS)))
 		}

@@ -323,7 +323,7 @@ func (v *validator) resilience(p fieldPath, t *Target) {
 		if !(r.RPS > 0 && r.RPS <= maxRate) {
 			v.add(rp.key("rps"), "must be greater than 0 and at most %d, not %v", maxRate, r.RPS)
 		}
-		if r.Burst < 1 || r.Burst > maxRate {
+		if r.Burst < 0 || r.Burst > maxRate || r.Burst == 0 && r.RPS > 0 && r.RPS <= maxRate {
 			v.add(rp.key("burst"), "must be from 1 to %d (left out: rps rounded up), not %d", maxRate, r.Burst)
 		}
 	}

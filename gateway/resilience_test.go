@@ -22,10 +22,10 @@ import (
 // requests and the health checks it gets.
 type backend struct {
 	srv     *httptest.Server
-	hits    atomic.Int64 // data requests
-	checks  atomic.Int64 // GET /health
-	sick    atomic.Bool  // /health answers 503
-	failing atomic.Bool  // data requests answer 500
+	hits    atomic.Int64  // data requests
+	checks  atomic.Int64  // GET /health
+	sick    atomic.Bool   // /health answers 503
+	failing atomic.Bool   // data requests answer 500
 	hold    chan struct{} // non-nil: data requests wait for it to close
 	delay   time.Duration // a slow server: each data request takes this long
 	started chan struct{} // a data request arrived (with hold)
