@@ -65,7 +65,7 @@ func TestLeastRequestsAvoidsTheBusyServer(t *testing.T) {
 	_, bt := setup(t, &config.Target{Servers: servers(1, 1), Balance: config.BalanceLeastRequests}, balance.Options{})
 	// Hold 3 attempts on whichever server gets them first, then every new
 	// attempt goes to the other one.
-	var held []*balance.Lease
+	var held []balance.Lease
 	l, err := bt.Acquire(context.Background(), false)
 	require.NoError(t, err)
 	busy := l.Server()
@@ -299,7 +299,7 @@ func TestSharedInFlightWaitsForASlot(t *testing.T) {
 	cancel()
 	_, err = bt.Acquire(ctx, false)
 	require.ErrorIs(t, err, context.Canceled)
-	got := make(chan *balance.Lease)
+	got := make(chan balance.Lease, 1)
 	go func() {
 		l, err := bt.Acquire(context.Background(), false)
 		if err != nil {
@@ -308,7 +308,8 @@ func TestSharedInFlightWaitsForASlot(t *testing.T) {
 		got <- l
 	}()
 	a.Done(balance.Success)
-	(<-got).Done(balance.Success)
+	l := <-got
+	l.Done(balance.Success)
 	b.Done(balance.Success)
 	require.Equal(t, int64(0), bt.Status().InFlight)
 }

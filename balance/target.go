@@ -207,7 +207,8 @@ func gcd(a, b int) int {
 }
 
 // Lease is one attempt's hold on a target: the server it goes to and its
-// share of the egress budget. Done gives it back.
+// share of the egress budget. Done gives it back. The zero Lease holds
+// nothing (its Done does nothing).
 type Lease struct {
 	t     *Target
 	s     *Server
@@ -227,19 +228,19 @@ func (l *Lease) Server() *Server { return l.s }
 // wait would pass, it fails at once, or when the deadline comes, with
 // fanout.ErrRateLimited), then a server. retry says an earlier attempt of
 // the same call failed: a server without failures is preferred.
-func (t *Target) Acquire(ctx context.Context, retry bool) (*Lease, error) {
-	l := &Lease{t: t}
+func (t *Target) Acquire(ctx context.Context, retry bool) (Lease, error) {
+	l := Lease{t: t}
 	if b := t.breaker.Load(); b != nil {
 		probe, ch, err := b.allow(t.set.now())
 		t.report(ch)
 		if err != nil {
-			return nil, err
+			return Lease{}, err
 		}
 		l.probe = probe
 	}
-	if err := t.wait(ctx, l); err != nil {
-		t.unwind(l)
-		return nil, err
+	if err := t.wait(ctx, &l); err != nil {
+		t.unwind(&l)
+		return Lease{}, err
 	}
 	st := t.st.Load()
 	l.s = t.pick(st, retry)
@@ -308,6 +309,9 @@ func (t *Target) unwind(l *Lease) {
 // ejection and the breaker learn from it; the budget is given back.
 func (l *Lease) Done(o Outcome) {
 	t, s := l.t, l.s
+	if t == nil {
+		return
+	}
 	s.inflight.Add(-1)
 	t.inflight.Add(-1)
 	if l.sem != nil {
@@ -430,7 +434,10 @@ func (t *Target) expire(st *state, now time.Time) {
 // primary servers as if all were.
 func (t *Target) pick(st *state, retry bool) *Server {
 	if len(st.primary)+len(st.backup) == 1 {
-		return slices.Concat(st.primary, st.backup)[0] // nothing to choose
+		if len(st.primary) == 1 { // nothing to choose
+			return st.primary[0]
+		}
+		return st.backup[0]
 	}
 	var now int64
 	if t.ejected.Load() > 0 {

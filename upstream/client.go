@@ -285,7 +285,7 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 // retry (Attempt > 1) prefers a server without failures. The outcome goes
 // back to it when the response body is closed, or at once on an error.
 func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Response, error) {
-	var lease *balance.Lease
+	var lease balance.Lease
 	if r.Target != nil {
 		if bt := c.targets.Get(r.Target.Name); bt != nil {
 			var err error
@@ -298,10 +298,10 @@ func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Res
 	req, cancel, err := c.newRequest(ctx, r)
 	if err != nil {
 		c.logBuildError(ctx, r, err)
-		done(lease, balance.Neutral)
+		lease.Done(balance.Neutral)
 		return nil, nil, err
 	}
-	resp, err := c.roundTrip(req, cancel, r, lease)
+	resp, err := c.roundTrip(req, cancel, r, &lease)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized ||
 		r.Target.Auth == nil || r.Target.Auth.OAuth2ClientCredentials == nil {
 		return req, resp, err
@@ -309,25 +309,18 @@ func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Res
 	tok := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
 	c.oauthToken(r.Target.Auth.OAuth2ClientCredentials).invalidate(tok)
 	if ab, ok := resp.Body.(*attemptBody); ok {
-		ab.lease = nil // the same attempt goes on with a new token
+		ab.lease = balance.Lease{} // the same attempt goes on with a new token
 	}
 	drain(resp.Body)
 	_ = resp.Body.Close()
 	req2, cancel, err := c.newRequest(ctx, r)
 	if err != nil {
 		c.logBuildError(ctx, r, err)
-		done(lease, balance.Neutral)
+		lease.Done(balance.Neutral)
 		return req, nil, err
 	}
-	resp, err = c.roundTrip(req2, cancel, r, lease)
+	resp, err = c.roundTrip(req2, cancel, r, &lease)
 	return req2, resp, err
-}
-
-// done ends a lease (if any) with o.
-func done(l *balance.Lease, o balance.Outcome) {
-	if l != nil {
-		l.Done(o)
-	}
 }
 
 // errOutcome is what an attempt's error says about the server: nothing
@@ -379,10 +372,10 @@ func (c *Client) roundTrip(req *http.Request, cancel context.CancelFunc, r *Requ
 	if err != nil {
 		err = withContextErr(ctx, err)
 		cancel()
-		done(lease, errOutcome(err))
+		lease.Done(errOutcome(err))
 		return nil, err
 	}
-	resp.Body = &attemptBody{rc: resp.Body, ctx: ctx, cancel: cancel, lease: lease, status: resp.StatusCode}
+	resp.Body = &attemptBody{rc: resp.Body, ctx: ctx, cancel: cancel, lease: *lease, status: resp.StatusCode}
 	return resp, nil
 }
 
@@ -610,7 +603,7 @@ type attemptBody struct {
 	rc      io.ReadCloser
 	ctx     context.Context
 	cancel  context.CancelFunc
-	lease   *balance.Lease
+	lease   balance.Lease
 	status  int
 	readErr error
 	closed  bool
@@ -630,7 +623,7 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 func (b *attemptBody) Close() error {
 	err := b.rc.Close()
 	b.cancel()
-	if l := b.lease; l != nil && !b.closed {
+	if l := &b.lease; l.Target() != nil && !b.closed {
 		b.closed = true
 		o := balance.Success
 		switch {
