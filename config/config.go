@@ -136,7 +136,7 @@ type Target struct {
 	// ParsedURL is URL parsed (set by Parse).
 	ParsedURL *url.URL `yaml:"-"`
 	// Servers are the target's servers when it has several (docs/configuration.md,
-	// "Several servers"): each an absolute http or https URL with a weight
+	// targets.<name>.servers): each an absolute http or https URL with a weight
 	// and an optional backup flag. They share everything else of the
 	// target. Default none: URL is the only server. Not with URL.
 	Servers []*Server `yaml:"servers"`
