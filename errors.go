@@ -18,6 +18,13 @@ var (
 	// then commits the other messages without the refused one, and the
 	// data plane answers that one 422 (docs/delivery.md).
 	ErrInvalidMessage = errors.New("message cannot be stored")
+	// ErrCircuitOpen is the error of an attempt not made because the
+	// target's circuit breaker is open (ClassCircuitOpen).
+	ErrCircuitOpen = errors.New("circuit open")
+	// ErrRateLimited is the error of an attempt not made because the
+	// target's egress budget had no room for it in time
+	// (ClassRateLimited).
+	ErrRateLimited = errors.New("egress rate limited")
 	// ErrClosed is returned by components used after Close.
 	ErrClosed = errors.New("closed")
 )

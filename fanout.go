@@ -54,6 +54,14 @@ const (
 	// ClassSkipped is a step that did not run because a step it runs
 	// after failed.
 	ClassSkipped ErrorClass = "skipped"
+	// ClassCircuitOpen is an attempt that was not made because the
+	// target's circuit breaker is open (or half-open with its probes
+	// taken): it failed at once (docs/operations.md).
+	ClassCircuitOpen ErrorClass = "circuit_open"
+	// ClassRateLimited is a sync attempt that was not made because the
+	// target's egress budget (rate_limit, max_in_flight) had no room for
+	// it within the request's deadline.
+	ClassRateLimited ErrorClass = "rate_limited"
 )
 
 // Message is one accepted inbound request.

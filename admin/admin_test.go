@@ -300,12 +300,16 @@ func TestTargets(t *testing.T) {
 		Retry:   admin.Retry{},
 		// No headers configured.
 		MaxInFlight: 8,
+		// Its one server, as configured (no live state given).
+		Balance: "round_robin",
+		Servers: []admin.TargetServer{{URL: "http://127.0.0.1:18082/events", Weight: 1, Up: true, Healthy: true}},
 	}, targets[0])
 	crm := targets[1]
 	require.Equal(t, "https://svc:xxxxx@crm.example.com/api/contacts", crm.URL)
 	require.Equal(t, map[string]string{"X-Crm-Key": admin.RedactedValue}, crm.Headers)
 	require.Equal(t, admin.Retry{Initial: "1s", Max: "10m", MaxAttempts: 10, MaxAge: "24h", SyncMaxAttempts: 3, RetryStatus: []int{429, 503}}, crm.Retry)
 	require.Equal(t, []string{"X-Signature"}, crm.Redact)
+	require.Equal(t, "https://svc:xxxxx@crm.example.com/api/contacts", crm.Servers[0].URL, "a server's password is redacted too")
 
 	res, body := b.do(http.MethodGet, "/v1/targets", testToken, "")
 	require.Equal(t, http.StatusOK, res.StatusCode)

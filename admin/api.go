@@ -114,6 +114,51 @@ type Target struct {
 	Retry       Retry             `json:"retry"`
 	MaxInFlight int               `json:"max_in_flight,omitempty"`
 	Redact      []string          `json:"redact,omitempty"`
+	// Balance is the balancing policy: round_robin, least_requests or p2c.
+	Balance string `json:"balance"`
+	// InFlight counts the target's attempts in flight on this node.
+	InFlight int64 `json:"in_flight"`
+	// Servers are the target's servers (one for a target with url) and
+	// their live state on this node.
+	Servers []TargetServer `json:"servers"`
+	// Circuit is the state of the circuit breaker; absent without one.
+	Circuit *Circuit `json:"circuit,omitempty"`
+	// RateLimit is the egress rate limit; absent without one.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+}
+
+// TargetServer is one server of a target with its live state.
+type TargetServer struct {
+	URL    string `json:"url"` // a password in it is redacted
+	Weight int    `json:"weight"`
+	Backup bool   `json:"backup,omitempty"`
+	// Up: it takes attempts (healthy and not ejected).
+	Up bool `json:"up"`
+	// Healthy is the result of its last active health check (true
+	// without one).
+	Healthy bool `json:"healthy"`
+	// Ejected: out after consecutive failures until EjectedUntil.
+	Ejected             bool       `json:"ejected"`
+	EjectedUntil        *time.Time `json:"ejected_until,omitempty"`
+	ConsecutiveFailures int64      `json:"consecutive_failures"`
+	InFlight            int64      `json:"in_flight"`
+	// Attempts counts the attempts it was given since the process
+	// started.
+	Attempts uint64 `json:"attempts"`
+}
+
+// Circuit is a target's circuit breaker state.
+type Circuit struct {
+	// State is closed, open or half_open.
+	State string `json:"state"`
+	// OpenUntil is when an open circuit lets probes through.
+	OpenUntil *time.Time `json:"open_until,omitempty"`
+}
+
+// RateLimit is a target's egress rate limit.
+type RateLimit struct {
+	RPS   float64 `json:"rps"`
+	Burst int     `json:"burst"`
 }
 
 // Retry is a target's retry policy.

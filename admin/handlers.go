@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/apierror"
+	"github.com/fanouthq/fanout/balance"
 	"github.com/fanouthq/fanout/config"
 )
 
@@ -99,14 +101,65 @@ func (s *Server) listTargets(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	cfg := s.config()
+	live := map[string]balance.TargetStatus{}
+	if s.opts.Targets != nil {
+		for _, st := range s.opts.Targets() {
+			live[st.Name] = st
+		}
+	}
 	out := TargetsResponse{Targets: make([]Target, 0, len(cfg.Targets))}
 	for name, t := range cfg.Targets {
 		if t != nil {
-			out.Targets = append(out.Targets, targetView(name, t))
+			v := targetView(name, t)
+			liveView(&v, t, live[name])
+			out.Targets = append(out.Targets, v)
 		}
 	}
 	slices.SortFunc(out.Targets, func(a, b Target) int { return strings.Compare(a.Name, b.Name) })
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// liveView adds the servers and the circuit of t to v: their live state
+// when st has it (st.Name set), else as configured, all up.
+func liveView(v *Target, t *config.Target, st balance.TargetStatus) {
+	v.Balance = cmp.Or(t.Balance, config.BalanceRoundRobin)
+	if r := t.RateLimit; r != nil {
+		v.RateLimit = &RateLimit{RPS: r.RPS, Burst: r.Burst}
+	}
+	if st.Name == "" {
+		servers := t.Servers
+		if len(servers) == 0 {
+			servers = []*config.Server{{URL: t.URL, Weight: 1}}
+		}
+		for _, sc := range servers {
+			if sc != nil {
+				v.Servers = append(v.Servers, TargetServer{URL: redactURL(sc.URL), Weight: max(sc.Weight, 1), Backup: sc.Backup, Up: true, Healthy: true})
+			}
+		}
+		if t.CircuitBreaker != nil {
+			v.Circuit = &Circuit{State: balance.Closed.String()}
+		}
+		return
+	}
+	v.InFlight = st.InFlight
+	for _, ss := range st.Servers {
+		ts := TargetServer{
+			URL: redactURL(ss.URL), Weight: ss.Weight, Backup: ss.Backup, Up: ss.Up, Healthy: ss.Healthy,
+			Ejected: ss.Ejected, ConsecutiveFailures: ss.ConsecutiveFailures, InFlight: ss.InFlight, Attempts: ss.Attempts,
+		}
+		if ss.Ejected {
+			u := ss.EjectedUntil.UTC()
+			ts.EjectedUntil = &u
+		}
+		v.Servers = append(v.Servers, ts)
+	}
+	if st.Circuit != "" {
+		v.Circuit = &Circuit{State: st.Circuit}
+		if !st.CircuitOpenUntil.IsZero() {
+			u := st.CircuitOpenUntil.UTC()
+			v.Circuit.OpenUntil = &u
+		}
+	}
 }
 
 // targetView shows t without any configured header value.

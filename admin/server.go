@@ -15,6 +15,7 @@ import (
 
 	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/apierror"
+	"github.com/fanouthq/fanout/balance"
 	"github.com/fanouthq/fanout/config"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	Stats http.Handler
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// Targets returns the live state of the targets (servers, ejection,
+	// circuit) for GET /v1/targets; upstream.Client.TargetStatus is one.
+	// Nil: every server is shown up, with no circuit state.
+	Targets func() []balance.TargetStatus
 }
 
 // Server is the admin API. It is an http.Handler; create it with New.

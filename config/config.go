@@ -128,10 +128,41 @@ type Target struct {
 	// Name is the key of the target in the targets map: letters, digits,
 	// '_', '-' and '.'.
 	Name string `yaml:"-"`
-	// URL is the target's address: an absolute http or https URL. Required.
+	// URL is the target's address: an absolute http or https URL. Required
+	// unless Servers is set, and the one-server shorthand of Servers; with
+	// Servers, Parse sets it to the first primary server's URL (records,
+	// steps and the admin API name the target by it).
 	URL string `yaml:"url"`
 	// ParsedURL is URL parsed (set by Parse).
 	ParsedURL *url.URL `yaml:"-"`
+	// Servers are the target's servers when it has several (docs/configuration.md,
+	// targets.<name>.servers): each an absolute http or https URL with a weight
+	// and an optional backup flag. They share everything else of the
+	// target. Default none: URL is the only server. Not with URL.
+	Servers []*Server `yaml:"servers"`
+	// Balance is how attempts are spread over the servers: round_robin
+	// (smooth weighted; the default, also when empty), least_requests (fewest in flight
+	// per weight) or p2c (the less busy of two picked at random).
+	Balance string `yaml:"balance"`
+	// Outlier is the passive health check: a server that fails
+	// ConsecutiveFailures attempts in a row is ejected for a while.
+	// Default nil: on, with the defaults of its fields (DefaultOutlier).
+	Outlier *Outlier `yaml:"outlier"`
+	// HealthCheck is the optional active health check of each server.
+	// Default nil: none.
+	HealthCheck *HealthCheck `yaml:"health_check"`
+	// CircuitBreaker stops attempts to a failing target for a while.
+	// Default nil: none.
+	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker"`
+	// RateLimit bounds the attempts per second to this target, sync and
+	// durable together, on each node (a token bucket: rps, burst). Default
+	// nil: no bound.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// FailureStatus lists the response statuses that count as a failure
+	// of the server for Outlier and CircuitBreaker (connect errors,
+	// timeouts and TLS failures always do). Nil (the default) means every
+	// 5xx; an empty list counts no status.
+	FailureStatus []int `yaml:"failure_status"`
 	// Method overrides the outbound method (upper-cased by Parse). Default:
 	// the inbound method.
 	Method string `yaml:"method"`
@@ -145,8 +176,12 @@ type Target struct {
 	// Retry is the retry policy.
 	Retry Retry `yaml:"retry"`
 	// MaxInFlight bounds concurrent async deliveries to this target.
-	// Default 64; must be ≥ 1.
+	// Default 64; must be ≥ 1. Written in the file, it bounds the
+	// attempts in flight of sync and durable traffic together, on each
+	// node (SharedInFlight).
 	MaxInFlight int `yaml:"max_in_flight"`
+	// inFlightSet: MaxInFlight was written in the file.
+	inFlightSet bool
 	// Redact lists extra header names whose values never appear in logs,
 	// attempts or the admin API (Authorization, Cookie, Set-Cookie and
 	// X-Api-Key always are).
@@ -155,6 +190,106 @@ type Target struct {
 	// net/http's transport instead of the HTTP/1.1 fast path. Default (nil):
 	// the fast path takes the requests it can (docs/operations.md).
 	HTTP1FastPath *bool `yaml:"http1_fast_path"`
+}
+
+// SharedInFlight is the bound on the attempts in flight to t, sync and
+// durable together: MaxInFlight when the file sets max_in_flight, else 0
+// (sync attempts are not bounded; durable ones by MaxInFlight, in the
+// queue).
+func (t *Target) SharedInFlight() int {
+	if t.inFlightSet {
+		return t.MaxInFlight
+	}
+	return 0
+}
+
+// SetSharedInFlight makes MaxInFlight bound sync and durable traffic
+// together, as when the file sets max_in_flight (for configs built in
+// code).
+func (t *Target) SetSharedInFlight() { t.inFlightSet = true }
+
+// The balance values of a target.
+const (
+	BalanceRoundRobin    = "round_robin"
+	BalanceLeastRequests = "least_requests"
+	BalanceP2C           = "p2c"
+)
+
+// Server is one server of a target.
+type Server struct {
+	// URL is the server's address: an absolute http or https URL.
+	// Required. A step's path is joined to it as to a target's URL.
+	URL string `yaml:"url"`
+	// ParsedURL is URL parsed (set by Parse).
+	ParsedURL *url.URL `yaml:"-"`
+	// Weight is the server's share of attempts relative to the others.
+	// Default 1; from 1 to 1000.
+	Weight int `yaml:"weight"`
+	// Backup servers take attempts only when no primary server is
+	// available (ejected or failing its health check). Default false; a
+	// target needs at least one primary server.
+	Backup bool `yaml:"backup"`
+}
+
+// Outlier is a target's passive health check (outlier ejection).
+type Outlier struct {
+	// ConsecutiveFailures ejects a server after this many failed attempts
+	// in a row (connect errors, timeouts, TLS failures, FailureStatus).
+	// Default 5; 0 turns ejection off; at most 1000.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// EjectionTime is how long a first ejection lasts; it doubles with
+	// each ejection in a row (one failure after an ejection ejects again)
+	// up to MaxEjectionTime, and starts over after a success. Default
+	// 10s; must be > 0.
+	EjectionTime Duration `yaml:"ejection_time"`
+	// MaxEjectionTime caps one ejection. Default 5m; must be ≥
+	// EjectionTime.
+	MaxEjectionTime Duration `yaml:"max_ejection_time"`
+	// EjectLast ejects the last available server too (attempts then go
+	// to the ejected servers anyway, as if none was). Default false: the
+	// last available server is never ejected.
+	EjectLast bool `yaml:"eject_last"`
+}
+
+// HealthCheck is a target's active health check: each server is asked
+// Path every Interval; a server that fails gets no attempts until it
+// passes again.
+type HealthCheck struct {
+	// Path is requested with GET on each server. Required; starts with /.
+	Path string `yaml:"path"`
+	// Interval is the time between two checks of a server. Default 10s;
+	// must be > 0.
+	Interval Duration `yaml:"interval"`
+	// Timeout bounds one check. Default 2s, or Interval when that is
+	// shorter; must be > 0 and ≤ Interval.
+	Timeout Duration `yaml:"timeout"`
+	// ExpectStatus is the status that passes. Default 0: any 2xx.
+	ExpectStatus int `yaml:"expect_status"`
+}
+
+// CircuitBreaker is a target's circuit breaker (docs/operations.md,
+// "Resilient targets").
+type CircuitBreaker struct {
+	// Window is the rolling window over which FailureRatio is measured.
+	// Default 10s; must be > 0.
+	Window Duration `yaml:"window"`
+	// MinRequests is how many attempts the window needs before
+	// FailureRatio can open the circuit. Default 10; must be ≥ 1.
+	MinRequests int `yaml:"min_requests"`
+	// FailureRatio opens the circuit when this share of the window's
+	// attempts failed. Default 0.5; more than 0, at most 1.
+	FailureRatio float64 `yaml:"failure_ratio"`
+	// ConsecutiveFailures opens the circuit after this many failed
+	// attempts in a row, whatever the window says. Default 5; 0 turns it
+	// off.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// OpenFor is how long the circuit stays open before it lets probes
+	// through (half-open). Default 5s; must be > 0.
+	OpenFor Duration `yaml:"open_for"`
+	// Probes is how many attempts the half-open circuit lets through at
+	// once; one success closes it, one failure opens it again. Default 1;
+	// from 1 to 100.
+	Probes int `yaml:"probes"`
 }
 
 // FastPath reports whether requests to t may take the HTTP/1.1 fast path

@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -26,20 +27,32 @@ const (
 
 // Per-target and per-route defaults, as documented on the fields.
 const (
-	defaultTimeout          = Duration(10 * time.Second)
-	defaultRetryInitial     = Duration(time.Second)
-	defaultRetryMax         = Duration(time.Hour)
-	defaultMaxAttempts      = 10
-	defaultRetryMaxAge      = Duration(24 * time.Hour)
-	defaultSyncMaxAttempts  = 3
-	defaultMaxInFlight      = 64
-	defaultDeadline         = Duration(30 * time.Second)
-	defaultMaxBody          = Size(1 << 20)
-	defaultAsyncBodyTimeout = Duration(30 * time.Second)
-	defaultMaxResponseBody  = Size(64 << 10)
-	defaultSamplePercent    = 100.0
-	defaultMethod           = "POST"
-	defaultAPIKeyHeader     = "X-Api-Key"
+	defaultTimeout         = Duration(10 * time.Second)
+	defaultRetryInitial    = Duration(time.Second)
+	defaultRetryMax        = Duration(time.Hour)
+	defaultMaxAttempts     = 10
+	defaultRetryMaxAge     = Duration(24 * time.Hour)
+	defaultSyncMaxAttempts = 3
+	defaultMaxInFlight     = 64
+	defaultOutlierFailures = 5
+	defaultEjectionTime    = Duration(10 * time.Second)
+	defaultMaxEjectionTime = Duration(5 * time.Minute)
+	defaultCheckInterval   = Duration(10 * time.Second)
+	defaultCheckTimeout    = Duration(2 * time.Second)
+
+	defaultBreakerWindow      = Duration(10 * time.Second)
+	defaultBreakerMinRequests = 10
+	defaultBreakerRatio       = 0.5
+	defaultBreakerFailures    = 5
+	defaultBreakerOpenFor     = Duration(5 * time.Second)
+	defaultBreakerProbes      = 1
+	defaultDeadline           = Duration(30 * time.Second)
+	defaultMaxBody            = Size(1 << 20)
+	defaultAsyncBodyTimeout   = Duration(30 * time.Second)
+	defaultMaxResponseBody    = Size(64 << 10)
+	defaultSamplePercent      = 100.0
+	defaultMethod             = "POST"
+	defaultAPIKeyHeader       = "X-Api-Key"
 )
 
 // AdminOff is the value of admin.listen that disables the admin listener.
@@ -79,6 +92,40 @@ func (t *Target) setDefaults() {
 		MaxAttempts:     defaultMaxAttempts,
 		MaxAge:          defaultRetryMaxAge,
 		SyncMaxAttempts: defaultSyncMaxAttempts,
+	}
+}
+
+// DefaultOutlier is the passive health check of a target that sets no
+// outlier.
+func DefaultOutlier() Outlier {
+	return Outlier{
+		ConsecutiveFailures: defaultOutlierFailures,
+		EjectionTime:        defaultEjectionTime,
+		MaxEjectionTime:     defaultMaxEjectionTime,
+	}
+}
+
+// setDefaults sets an outlier's defaults.
+func (o *Outlier) setDefaults() { *o = DefaultOutlier() }
+
+// setDefaults sets a server's defaults.
+func (s *Server) setDefaults() { s.Weight = 1 }
+
+// setDefaults sets a health check's defaults.
+func (h *HealthCheck) setDefaults() {
+	h.Interval = defaultCheckInterval
+	h.Timeout = defaultCheckTimeout
+}
+
+// setDefaults sets a circuit breaker's defaults.
+func (b *CircuitBreaker) setDefaults() {
+	*b = CircuitBreaker{
+		Window:              defaultBreakerWindow,
+		MinRequests:         defaultBreakerMinRequests,
+		FailureRatio:        defaultBreakerRatio,
+		ConsecutiveFailures: defaultBreakerFailures,
+		OpenFor:             defaultBreakerOpenFor,
+		Probes:              defaultBreakerProbes,
 	}
 }
 
@@ -124,9 +171,30 @@ func (c *Config) normalize() {
 		}
 		t.Name = name
 		t.Method = strings.ToUpper(t.Method)
+		for _, s := range t.Servers {
+			if s == nil {
+				continue
+			}
+			if u, err := url.Parse(s.URL); err == nil {
+				s.ParsedURL = u
+			}
+			if t.URL == "" && !s.Backup {
+				t.URL = s.URL // the first primary server names the target
+			}
+		}
 		if u, err := url.Parse(t.URL); err == nil {
 			t.ParsedURL = u
 		}
+		hp := fieldPath{}.key("targets").key(name).key("health_check")
+		if h := t.HealthCheck; h != nil && h.Timeout > h.Interval && h.Interval > 0 {
+			if _, set := c.pos[hp.key("timeout").String()]; !set {
+				h.Timeout = h.Interval // the default timeout fits a short interval
+			}
+		}
+		if r := t.RateLimit; r != nil && r.Burst == 0 && r.RPS > 0 && r.RPS <= maxRate {
+			r.Burst = max(1, int(math.Ceil(r.RPS)))
+		}
+		_, t.inFlightSet = c.pos[fieldPath{}.key("targets").key(name).key("max_in_flight").String()]
 		if t.Auth != nil && t.Auth.APIKey != nil && t.Auth.APIKey.Query == "" {
 			t.Auth.APIKey.Header = cmp.Or(t.Auth.APIKey.Header, defaultAPIKeyHeader)
 		}

@@ -187,7 +187,7 @@ func (v *validator) target(p fieldPath, name string, t *Target) {
 		v.add(p, "is empty")
 		return
 	}
-	v.httpURL(p.key("url"), t.URL)
+	v.servers(p, t)
 	if t.Method != "" && !token(t.Method) {
 		v.add(p.key("method"), "%q is not a valid HTTP method", t.Method)
 	}
@@ -219,9 +219,117 @@ func (v *validator) target(p fieldPath, name string, t *Target) {
 		}
 	}
 	v.atLeast(p.key("max_in_flight"), t.MaxInFlight, 1)
+	v.resilience(p, t)
 	for i, h := range t.Redact {
 		if !token(h) {
 			v.add(p.key("redact").index(i), "%q is not a valid header name", h)
+		}
+	}
+}
+
+// servers checks a target's url or servers: one of them, servers each with
+// a URL and a weight from 1 to 1000, at least one of them primary.
+func (v *validator) servers(p fieldPath, t *Target) {
+	sp := p.key("servers")
+	switch {
+	case t.Servers == nil:
+		v.httpURL(p.key("url"), t.URL)
+		return
+	case v.inFile(p.key("url")):
+		v.add(p.key("url"), "set url (one server) or servers, not both")
+		return
+	case len(t.Servers) == 0:
+		v.add(sp, "must list at least one server")
+		return
+	}
+	primary := false
+	seen := make(map[string]bool, len(t.Servers))
+	for i, s := range t.Servers {
+		ip := sp.index(i)
+		if s == nil {
+			v.add(ip, "is empty")
+			continue
+		}
+		v.httpURL(ip.key("url"), s.URL)
+		if s.URL != "" && seen[s.URL] {
+			v.add(ip.key("url"), "%q is listed twice", s.URL)
+		}
+		seen[s.URL] = true
+		if s.Weight < 1 || s.Weight > maxWeight {
+			v.add(ip.key("weight"), "must be from 1 to %d, not %d", maxWeight, s.Weight)
+		}
+		primary = primary || !s.Backup
+	}
+	if !primary {
+		v.add(sp, "needs at least one server that is not a backup")
+	}
+}
+
+// maxWeight is the largest weight of a server.
+const maxWeight = 1000
+
+// resilience checks balance, outlier, health_check, circuit_breaker,
+// rate_limit and failure_status.
+func (v *validator) resilience(p fieldPath, t *Target) {
+	if t.Balance != "" {
+		v.oneOf(p.key("balance"), t.Balance, BalanceRoundRobin, BalanceLeastRequests, BalanceP2C)
+	}
+	if o := t.Outlier; o != nil {
+		op := p.key("outlier")
+		if n := o.ConsecutiveFailures; n < 0 || n > 1000 {
+			v.add(op.key("consecutive_failures"), "must be from 0 (off) to 1000, not %d", n)
+		}
+		v.positive(op.key("ejection_time"), o.EjectionTime)
+		if o.EjectionTime > 0 && o.MaxEjectionTime < o.EjectionTime {
+			v.add(op.key("max_ejection_time"), "must be at least ejection_time (%s), not %s", o.EjectionTime, o.MaxEjectionTime)
+		}
+	}
+	if h := t.HealthCheck; h != nil {
+		hp := p.key("health_check")
+		switch {
+		case h.Path == "":
+			v.add(hp.key("path"), "is required")
+		case h.Path[0] != '/':
+			v.add(hp.key("path"), "must start with /, not %q", h.Path)
+		case strings.ContainsFunc(h.Path, func(c rune) bool { return c <= ' ' || c == 0x7f }):
+			v.add(hp.key("path"), "must not contain spaces or control characters")
+		}
+		v.positive(hp.key("interval"), h.Interval)
+		v.positive(hp.key("timeout"), h.Timeout)
+		if h.Interval > 0 && h.Timeout > h.Interval {
+			v.add(hp.key("timeout"), "must not exceed interval (%s > %s)", h.Timeout, h.Interval)
+		}
+		if s := h.ExpectStatus; s != 0 && (s < 100 || s > 599) {
+			v.add(hp.key("expect_status"), "must be an HTTP status from 100 to 599, not %d", s)
+		}
+	}
+	if b := t.CircuitBreaker; b != nil {
+		bp := p.key("circuit_breaker")
+		v.positive(bp.key("window"), b.Window)
+		v.atLeast(bp.key("min_requests"), b.MinRequests, 1)
+		if r := b.FailureRatio; !(r > 0 && r <= 1) {
+			v.add(bp.key("failure_ratio"), "must be more than 0 and at most 1, not %g", r)
+		}
+		if n := b.ConsecutiveFailures; n < 0 || n > 1000 {
+			v.add(bp.key("consecutive_failures"), "must be from 0 (off) to 1000, not %d", n)
+		}
+		v.positive(bp.key("open_for"), b.OpenFor)
+		if n := b.Probes; n < 1 || n > 100 {
+			v.add(bp.key("probes"), "must be from 1 to 100, not %d", n)
+		}
+	}
+	if r := t.RateLimit; r != nil {
+		rp := p.key("rate_limit")
+		if !(r.RPS > 0 && r.RPS <= maxRate) {
+			v.add(rp.key("rps"), "must be greater than 0 and at most %d, not %v", maxRate, r.RPS)
+		}
+		if r.Burst < 0 || r.Burst > maxRate || r.Burst == 0 && r.RPS > 0 && r.RPS <= maxRate {
+			v.add(rp.key("burst"), "must be from 1 to %d (left out: rps rounded up), not %d", maxRate, r.Burst)
+		}
+	}
+	for i, s := range t.FailureStatus {
+		if s < 100 || s > 599 {
+			v.add(p.key("failure_status").index(i), "must be an HTTP status from 100 to 599, not %d", s)
 		}
 	}
 }

@@ -34,8 +34,9 @@ type Options struct {
 	// failed attempt (warn). Nil discards them.
 	Logger *slog.Logger
 	// Client sends the outbound requests. Nil: the gateway makes its own
-	// (upstream.New with default options) and closes its idle connections
-	// on Close.
+	// (upstream.New with default options), gives it the config's targets
+	// on New and Load (upstream.Client.SetTargets) and closes it on Close.
+	// A Client passed in is the caller's to give targets to.
 	Client *upstream.Client
 	// Enqueuer is the durable queue. Nil: async routes answer 503, mirror
 	// copies are sent best-effort and on_failure: queue reports failed
@@ -127,6 +128,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	if g.client == nil {
 		g.client = upstream.New(upstream.Options{Logger: g.log})
+		g.client.SetTargets(cfg.Targets)
 		g.ownClient = true
 	}
 	g.bgCtx, g.bgCancel = context.WithCancel(context.Background())
@@ -145,6 +147,9 @@ func (g *Gateway) Load(cfg *config.Config) error {
 	}
 	t.inherit(g.table.Load())
 	g.table.Store(t)
+	if g.ownClient {
+		g.client.SetTargets(cfg.Targets)
+	}
 	return nil
 }
 
@@ -175,7 +180,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.bgCancel()
 	g.legs.close()
 	if g.ownClient {
-		g.client.CloseIdleConnections()
+		g.client.Close()
 	}
 	return err
 }

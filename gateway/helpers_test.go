@@ -224,6 +224,8 @@ type setupOpts struct {
 	// enqueuer replaces the fakeEnqueuer when set.
 	enqueuer     gateway.Enqueuer
 	storeTimeout time.Duration
+	// client replaces the bundle's upstream client when set.
+	client *upstream.Client
 }
 
 func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
@@ -231,6 +233,9 @@ func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
 	b := &bundle{logs: &logSink{}, enq: newFakeEnqueuer()}
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b.client = upstream.New(upstream.Options{Logger: logger})
+	if len(so) > 0 && so[0].client != nil {
+		b.client = so[0].client
+	}
 	opts := gateway.Options{
 		Logger:    logger,
 		Client:    b.client,

@@ -141,7 +141,8 @@ func TestDashboardUsesOnlyRegisteredMetrics(t *testing.T) {
 	for _, name := range []string{
 		metrics.NameRequestsTotal, metrics.NameRequestDuration, metrics.NameAttemptsTotal,
 		metrics.NameAttemptDuration, metrics.NameDeadTotal, metrics.NameDeliveries, metrics.NameBacklogOldest,
-		metrics.NameBodyTimeoutsTotal,
+		metrics.NameBodyTimeoutsTotal, metrics.NameTargetServerUp, metrics.NameTargetInFlight,
+		metrics.NameCircuitState, metrics.NameServerStateChanges, metrics.NameCircuitStateChanges,
 	} {
 		require.True(t, used[name], "the dashboard has no panel for %s (uses %v)", name, slices.Sorted(maps.Keys(used)))
 	}

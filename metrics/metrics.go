@@ -89,7 +89,8 @@ func outcome(s string) string {
 	case "", OutcomeSuccess:
 		return OutcomeSuccess
 	case string(fanout.ClassTimeout), string(fanout.ClassConnect), string(fanout.ClassTLS),
-		string(fanout.ClassStatus), string(fanout.ClassCanceled), string(fanout.ClassOther):
+		string(fanout.ClassStatus), string(fanout.ClassCanceled), string(fanout.ClassOther),
+		string(fanout.ClassCircuitOpen), string(fanout.ClassRateLimited):
 		return s
 	}
 	return string(fanout.ClassOther)
@@ -106,6 +107,8 @@ type Metrics struct {
 	attemptDuration *prometheus.HistogramVec
 	dead            *prometheus.CounterVec
 	bodyTimeouts    *prometheus.CounterVec
+	serverChanges   *prometheus.CounterVec
+	circuitChanges  *prometheus.CounterVec
 
 	reqCache  labelCache[requestKey, requestChildren]
 	attCache  labelCache[attemptKey, attemptChildren]
@@ -133,8 +136,10 @@ type attemptChildren struct {
 
 // New returns the metrics registered on reg: fanout_requests_total,
 // fanout_request_duration_seconds, fanout_attempts_total,
-// fanout_attempt_duration_seconds, fanout_dead_total and
-// fanout_request_body_timeouts_total. A nil reg
+// fanout_attempt_duration_seconds, fanout_dead_total,
+// fanout_request_body_timeouts_total,
+// fanout_target_server_state_changes_total and
+// fanout_circuit_state_changes_total. A nil reg
 // registers nothing (the metrics still count, which suits tests and
 // benchmarks). New panics when reg already has metrics of these names, as
 // prometheus.Registerer.MustRegister does: that is a wiring mistake.
@@ -160,9 +165,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		bodyTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: NameBodyTimeoutsTotal, Help: helpBodyTimeoutsTotal,
 		}, []string{labelRoute}),
+		serverChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: NameServerStateChanges, Help: helpServerStateChanges,
+		}, []string{labelTarget, labelServer, labelState}),
+		circuitChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: NameCircuitStateChanges, Help: helpCircuitStateChanges,
+		}, []string{labelTarget, labelState}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.requestDuration, m.attempts, m.attemptDuration, m.dead, m.bodyTimeouts)
+		reg.MustRegister(m.requests, m.requestDuration, m.attempts, m.attemptDuration, m.dead, m.bodyTimeouts,
+			m.serverChanges, m.circuitChanges)
 	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fanouthq/fanout"
+	"github.com/fanouthq/fanout/balance"
 	"github.com/fanouthq/fanout/metrics"
 )
 
@@ -73,6 +74,11 @@ func setup(t *testing.T) *testBundle {
 		start:   time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC),
 	}
 	b.m = metrics.New(b.reg)
+	b.reg.MustRegister(metrics.NewTargetsCollector(func() []balance.TargetStatus {
+		return []balance.TargetStatus{{Name: "crm", InFlight: 2, Circuit: "open", Servers: []balance.ServerStatus{
+			{URL: "http://crm-1/in", Up: true}, {URL: "http://crm-2/in"},
+		}}}
+	}))
 	b.reg.MustRegister(metrics.NewBacklogCollector(b.backlog, metrics.BacklogOptions{
 		Now: b.now,
 	}))
@@ -89,6 +95,8 @@ func (b *testBundle) observeSome() {
 	b.m.ObserveAttempt("profile", "analytics", "", time.Millisecond)
 	b.m.IncDead("crm")
 	b.m.IncBodyTimeout("signup")
+	b.m.IncServerState("crm", "http://crm-2/in", false)
+	b.m.IncCircuitState("crm", "open")
 	b.backlog.set([]fanout.TargetBacklog{
 		{Target: "crm", Waiting: 7, Dead: 1, OldestWaiting: b.now().Add(-90 * time.Second)},
 		{Target: "analytics", Waiting: 0, Dead: 2},
@@ -135,6 +143,12 @@ func TestScrape(t *testing.T) {
 		`fanout_backlog_oldest_seconds{target="crm"} 90`,
 		`fanout_backlog_oldest_seconds{target="analytics"} 0`,
 		`fanout_backlog_scrape_errors_total 0`,
+		`fanout_target_server_up{server="http://crm-1/in",target="crm"} 1`,
+		`fanout_target_server_up{server="http://crm-2/in",target="crm"} 0`,
+		`fanout_target_in_flight{target="crm"} 2`,
+		`fanout_circuit_state{target="crm"} 2`,
+		`fanout_target_server_state_changes_total{server="http://crm-2/in",state="down",target="crm"} 1`,
+		`fanout_circuit_state_changes_total{state="open",target="crm"} 1`,
 	} {
 		require.Contains(t, body, line+"\n")
 	}

@@ -62,6 +62,20 @@ type Sender interface {
 
 var _ Sender = (*upstream.Client)(nil)
 
+// Deferrer is implemented by a Sender that knows when a target takes no
+// attempts for a while (its circuit breaker is open). A worker whose
+// sender is one leases nothing for such a target until then, and gives
+// back, uncounted, the leases of deliveries whose attempt was refused
+// (fanout.ClassCircuitOpen): a delivery spends no attempt while the
+// circuit is open (docs/operations.md).
+type Deferrer interface {
+	// Deferred reports whether target takes no attempt now, and until
+	// when at least.
+	Deferred(target string) (until time.Time, ok bool)
+}
+
+var _ Deferrer = (*upstream.Client)(nil)
+
 // Hooks are optional callbacks for metrics. A nil func is not called.
 type Hooks struct {
 	// OnAttempt is called after every attempt with the delivery's new

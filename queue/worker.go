@@ -133,6 +133,11 @@ func (w *worker) loop(hard context.Context) {
 	)
 	defer sleeping.Stop()
 	for ctx.Err() == nil {
+		if until, ok := w.deferred(); ok {
+			w.waitDeferred(ctx, until)
+			drained = false
+			continue
+		}
 		limit := maxInFlight(w.target.Load())
 		w.startReady(ctx, hard, limit)
 		held := int(w.inflight.Load()) + len(w.ready)
@@ -309,6 +314,11 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		mask = w.d.steps.Load().mask(ld, &res)
 	}
 
+	if res.Class == fanout.ClassCircuitOpen {
+		w.giveBack(ctx, del.ID) // not attempted: no attempt spent
+		return
+	}
+
 	success := res.Err == nil && upstream.IsSuccess(res.Status)
 	if !success && ctx.Err() != nil && (res.Class == fanout.ClassCanceled || errors.Is(res.Err, context.Canceled)) {
 		// Cut short by shutdown: the lease stays outstanding and is given
@@ -451,6 +461,53 @@ func (w *worker) decide(t *config.Target, ld *fanout.LeasedDelivery, res upstrea
 		return fanout.StateDead, time.Time{}, "max age exceeded"
 	}
 	return fanout.StateRetrying, next, ""
+}
+
+// deferred reports whether the target takes no attempts for now (its
+// circuit is open) and until when; its ready deliveries are given back
+// then, so that a long outage does not hold their leases.
+func (w *worker) deferred() (time.Time, bool) {
+	df, ok := w.d.sender.(Deferrer)
+	if !ok {
+		return time.Time{}, false
+	}
+	until, ok := df.Deferred(w.name)
+	if ok && len(w.ready) > 0 {
+		for i := range w.ready {
+			w.giveBack(w.ctx, w.ready[i].Delivery.ID)
+		}
+		w.ready = nil
+	}
+	return until, ok
+}
+
+// waitDeferred sleeps until until, a Notify (the circuit half-opened or
+// closed), a finished attempt (a probe) or the worker's end.
+func (w *worker) waitDeferred(ctx context.Context, until time.Time) {
+	t := time.NewTimer(max(time.Until(until), minIdleSleep))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-w.wake:
+	case <-w.slot:
+	case <-t.C:
+	}
+}
+
+// giveBack releases the lease of a delivery that was not attempted: it is
+// due again with its attempt count as before the lease. A failed release
+// leaves it outstanding (released when the worker stops, or when the
+// lease expires).
+func (w *worker) giveBack(ctx context.Context, id int64) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if _, err := w.d.store.ReleaseLeases(rctx, fanout.ReleaseParams{Owner: w.d.opts.Owner, IDs: []int64{id}, Now: time.Now()}); err != nil {
+		w.log.Warn("give back deferred delivery", slog.Int64(keyDelivery, id), slog.Any(keyError, err))
+		return
+	}
+	w.mu.Lock()
+	delete(w.outstanding, id)
+	w.mu.Unlock()
 }
 
 // releaseOutstanding gives back the leases of deliveries that were never

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/fanouthq/fanout"
+	"github.com/fanouthq/fanout/balance"
 	"github.com/fanouthq/fanout/gateway"
 	"github.com/fanouthq/fanout/metrics"
 	"github.com/fanouthq/fanout/queue"
@@ -76,6 +77,28 @@ func (o *observability) gatewayHooks() gateway.Hooks {
 		},
 		OnBodyTimeout: o.metrics.IncBodyTimeout,
 	}
+}
+
+// balanceHooks feed metrics from the targets' live state; resumed is
+// called with a target whose circuit lets attempts through again.
+func (o *observability) balanceHooks(resumed func(target string)) balance.Options {
+	return balance.Options{
+		OnServer: o.metrics.IncServerState,
+		OnCircuit: func(target string, _, to balance.State) {
+			o.metrics.IncCircuitState(target, to.String())
+			if to != balance.Open {
+				resumed(target)
+			}
+		},
+	}
+}
+
+// registerTargets exposes the targets' live state at each scrape.
+func (o *observability) registerTargets(src metrics.TargetSource) error {
+	if err := o.registry.Register(metrics.NewTargetsCollector(src)); err != nil {
+		return fmt.Errorf("register targets collector: %w", err)
+	}
+	return nil
 }
 
 // queueHooks feed metrics and stats from the delivery workers.

@@ -104,7 +104,17 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	// A target with http1_fast_path: false is sent through net/http's
 	// transport (docs/operations.md); the client checks it per attempt, so
 	// a reload applies it.
-	s.client = upstream.New(upstream.Options{Logger: logger})
+	// Each target's servers, breaker and egress budget live in the client
+	// (package balance); SetTargets again on reload keeps their state.
+	s.client = upstream.New(upstream.Options{Logger: logger, Balance: s.obs.balanceHooks(func(target string) {
+		if d := s.dispatcher; d != nil {
+			d.Notify(target) // a circuit that lets attempts through again: deferred deliveries resume
+		}
+	})})
+	s.client.SetTargets(cfg.Targets)
+	if err := s.obs.registerTargets(s.client.TargetStatus); err != nil {
+		return nil, err
+	}
 	s.committer = queue.NewCommitter(s.store, queue.CommitterOptions{
 		Logger: logger,
 		OnCommit: func(targets map[string]struct{}) {
@@ -210,6 +220,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 			Logger:  logger,
 			Metrics: s.obs.metricsHandler(),
 			Stats:   s.obs.statsHandler(s.store),
+			Targets: s.client.TargetStatus,
 		})
 		// The dashboard (package ui) at /ui/, over the same API.
 		s.dashboard = ui.New(ui.Options{API: api, Config: s.cfg.Load, Logger: logger})
@@ -370,6 +381,7 @@ func (s *Server) apply(cfg *config.Config) error {
 		cfg.Listen, cfg.Admin, cfg.Store = old.Listen, old.Admin, old.Store
 	}
 	s.cfg.Store(cfg)
+	s.client.SetTargets(cfg.Targets)
 	s.dispatcher.SetConfig(cfg)
 	logWarnings(s.logger, cfg)
 	s.logger.Info("config reloaded", slog.Int("routes", len(cfg.Routes)), slog.Int("targets", len(cfg.Targets)))
@@ -451,7 +463,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.bgStop()
 	s.bg.Wait()
-	s.client.CloseIdleConnections()
+	s.client.Close()
 	if err := s.obs.shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("tracing: %w", err))
 	}
@@ -477,6 +489,9 @@ func (s *Server) closeOnFailedStart() {
 		<-s.commitDone
 		<-s.workDone
 		s.bg.Wait()
+	}
+	if s.client != nil {
+		s.client.Close() // its health checks
 	}
 	if s.obs != nil {
 		_ = s.obs.shutdown(context.Background())

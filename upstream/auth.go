@@ -63,8 +63,10 @@ func authRedact(t *config.Target, configured []string) []string {
 // recordedURL is the URL of an attempt to t as recorded: the configured
 // URL, without a password and without the query parameter of an api_key
 // auth.
-func recordedURL(t *config.Target, sent *url.URL) string {
-	if t.URL != "" && sent.User == nil && (t.Auth == nil || t.Auth.APIKey == nil || t.Auth.APIKey.Query == "") {
+// An attempt sent to another server of the target than its URL (rebased)
+// records the server's.
+func recordedURL(t *config.Target, sent *url.URL, rebased bool) string {
+	if t.URL != "" && !rebased && sent.User == nil && (t.Auth == nil || t.Auth.APIKey == nil || t.Auth.APIKey.Query == "") {
 		return t.URL
 	}
 	u := *sent

@@ -48,6 +48,8 @@ var errBuild = errors.New("build request")
 func IsSuccess(status int) bool { return status >= 200 && status <= 299 }
 
 // Classify says why an attempt failed: ClassStatus for a *StatusError,
+// ClassCircuitOpen and ClassRateLimited for an attempt the target's state
+// refused (fanout.ErrCircuitOpen, fanout.ErrRateLimited),
 // ClassCanceled when the caller's context was canceled, ClassTimeout for a
 // deadline or a network timeout, ClassTLS for handshake and certificate
 // failures, ClassConnect for failures to reach the target or connections
@@ -60,6 +62,12 @@ func Classify(err error) fanout.ErrorClass {
 	var se *StatusError
 	if errors.As(err, &se) {
 		return fanout.ClassStatus
+	}
+	switch {
+	case errors.Is(err, fanout.ErrCircuitOpen):
+		return fanout.ClassCircuitOpen
+	case errors.Is(err, fanout.ErrRateLimited):
+		return fanout.ClassRateLimited
 	}
 	if errors.Is(err, context.Canceled) {
 		return fanout.ClassCanceled
@@ -147,7 +155,9 @@ func isConnect(err error) bool {
 // p.RetryAll4xx.
 func Retryable(p config.Retry, class fanout.ErrorClass, status int, err error) bool {
 	switch class {
-	case fanout.ClassNone, fanout.ClassCanceled:
+	case fanout.ClassNone, fanout.ClassCanceled, fanout.ClassCircuitOpen, fanout.ClassRateLimited:
+		// Not sent: an open circuit fails fast, and a budget that had no
+		// room within the deadline would not have it on a retry either.
 		return false
 	case fanout.ClassStatus:
 		return RetryableStatus(p, status)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/fanouthq/fanout"
+	"github.com/fanouthq/fanout/balance"
 	"github.com/fanouthq/fanout/config"
 )
 
@@ -48,6 +49,11 @@ type Options struct {
 	// a proxy, small in-memory bodies; see h1.go). For comparisons and as
 	// a way out.
 	NoFastPath bool
+	// Balance configures the live state of targets (servers, ejection,
+	// breaker, egress budget) that SetTargets maintains; its Check is
+	// set by the client (a GET through its transport). Logger defaults
+	// to the client's.
+	Balance balance.Options
 }
 
 // Client sends attempts to targets over one shared, tuned http.Transport.
@@ -58,6 +64,7 @@ type Client struct {
 	log       *slog.Logger
 	tokens    sync.Map // oauthKey → *tokenCache
 	hmacKeys  sync.Map // Standard Webhooks secret → decoded key
+	targets   *balance.Set
 }
 
 // New returns a Client with one http.Transport shared by all targets:
@@ -92,7 +99,60 @@ func New(opts Options) *Client {
 	if !opts.NoFastPath && h1Supported {
 		c.h1 = newH1(t)
 	}
+	bo := opts.Balance
+	if bo.Logger == nil {
+		bo.Logger = opts.Logger
+	}
+	bo.Check = c.healthCheck
+	c.targets = balance.New(bo)
 	return c
+}
+
+// SetTargets gives the client the targets of a config: from then on every
+// attempt to one of them (by name) goes through its live state — a server
+// chosen by its balance policy among those up, its circuit breaker, its
+// rate_limit and shared max_in_flight — and health checks run for those
+// with health_check. Call it again on reload: servers that stay keep their
+// state and attempts in flight are unaffected. Attempts to a target the
+// client was not given go to its URL as they are.
+func (c *Client) SetTargets(targets map[string]*config.Target) { c.targets.Update(targets) }
+
+// TargetStatus returns the live state of the targets given to SetTargets,
+// sorted by name.
+func (c *Client) TargetStatus() []balance.TargetStatus { return c.targets.Status() }
+
+// Deferred reports whether the target named target takes no attempt now
+// (its circuit breaker is open, or half-open with its probes out), and
+// until when at least. It implements queue.Deferrer.
+func (c *Client) Deferred(target string) (time.Time, bool) {
+	bt := c.targets.Get(target)
+	if bt == nil {
+		return time.Time{}, false
+	}
+	return bt.Deferred()
+}
+
+// Close stops the health checks and closes idle connections. The client
+// still sends afterwards (for attempts still to finish).
+func (c *Client) Close() {
+	c.targets.Close()
+	c.CloseIdleConnections()
+}
+
+// healthCheck makes one health check request.
+func (c *Client) healthCheck(ctx context.Context, u *url.URL) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("User-Agent", "fanout-health-check")
+	resp, err := c.transport.RoundTrip(req)
+	if err != nil {
+		return 0, err
+	}
+	drain(resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // Transport returns the client's transport, for tests and for callers that
@@ -152,6 +212,10 @@ type Request struct {
 	// fast: the last attempt went through the fast path, which keeps no
 	// reference to the request once it returned (hb is free after it).
 	fast bool
+	// base and server: the attempt goes to server, one of the target's
+	// servers, instead of base, its configured URL (nil: to the target's
+	// URL as it is).
+	base, server *url.URL
 }
 
 // Inbound describes the inbound request a Request derives from. Empty fields
@@ -216,35 +280,89 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 // send builds and sends one attempt of r. With an oauth2 target that
 // answers 401, the token is refreshed and the request sent once more. req
 // is nil when the request could not be built.
+//
+// A target given to SetTargets is asked first (balance.Target.Acquire):
+// an open circuit fails the attempt at once (fanout.ErrCircuitOpen), the
+// egress budget may make it wait (fanout.ErrRateLimited when that does
+// not fit ctx's deadline), and the attempt goes to the server it picks; a
+// retry (Attempt > 1) prefers a server without failures. The outcome goes
+// back to it when the response body is closed, or at once on an error.
 func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Response, error) {
+	var lease balance.Lease
+	if r.Target != nil {
+		if bt := c.targets.Get(r.Target.Name); bt != nil {
+			var err error
+			if lease, err = bt.Acquire(ctx, r.Attempt > 1); err != nil {
+				return nil, nil, fmt.Errorf("target %s: %w", r.Target.Name, err)
+			}
+			r.base, r.server = bt.Base(), lease.Server().URL()
+		}
+	}
 	req, cancel, err := c.newRequest(ctx, r)
 	if err != nil {
 		c.logBuildError(ctx, r, err)
+		lease.Done(balance.Neutral)
 		return nil, nil, err
 	}
-	resp, err := c.roundTrip(req, cancel, r)
+	resp, err := c.roundTrip(req, cancel, r, &lease)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized ||
 		r.Target.Auth == nil || r.Target.Auth.OAuth2ClientCredentials == nil {
 		return req, resp, err
 	}
 	tok := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
 	c.oauthToken(r.Target.Auth.OAuth2ClientCredentials).invalidate(tok)
+	if ab, ok := resp.Body.(*attemptBody); ok {
+		ab.lease = balance.Lease{} // the same attempt goes on with a new token
+	}
 	drain(resp.Body)
 	_ = resp.Body.Close()
 	req2, cancel, err := c.newRequest(ctx, r)
 	if err != nil {
 		c.logBuildError(ctx, r, err)
+		lease.Done(balance.Neutral)
 		return req, nil, err
 	}
-	resp, err = c.roundTrip(req2, cancel, r)
+	resp, err = c.roundTrip(req2, cancel, r, &lease)
 	return req2, resp, err
+}
+
+// errOutcome is what an attempt's error says about the server: nothing
+// when the caller cancelled or the request could not be built, a failure
+// otherwise.
+func errOutcome(err error) balance.Outcome {
+	if errors.Is(err, errBuild) || Classify(err) == fanout.ClassCanceled {
+		return balance.Neutral
+	}
+	return balance.Failure
+}
+
+// rebase returns u (the target's URL, or a step's URL joined to it) sent
+// to server instead of base: server's scheme, host and user, and its path
+// in place of base's path prefix.
+func rebase(u, base, server *url.URL) *url.URL {
+	switch {
+	case server == nil || server == base:
+		return u
+	case u == base || base == nil:
+		return server
+	}
+	out := *u
+	out.Scheme, out.Host, out.User = server.Scheme, server.Host, server.User
+	if rest, ok := strings.CutPrefix(u.Path, base.Path); ok && base.Path != server.Path {
+		out.Path = strings.TrimSuffix(server.Path, "/") + "/" + strings.TrimPrefix(rest, "/")
+		if rest == "" {
+			out.Path = server.Path
+		}
+		out.RawPath = ""
+	}
+	return &out
 }
 
 // roundTrip sends req through the fast path (which hands what it cannot
 // take to the transport) or, without one or when the target turned it off
 // (http1_fast_path: false), the transport, and records in r.fast which of
 // them took it.
-func (c *Client) roundTrip(req *http.Request, cancel context.CancelFunc, r *Request) (*http.Response, error) {
+func (c *Client) roundTrip(req *http.Request, cancel context.CancelFunc, r *Request, lease *balance.Lease) (*http.Response, error) {
 	ctx := req.Context()
 	var resp *http.Response
 	var err error
@@ -257,9 +375,10 @@ func (c *Client) roundTrip(req *http.Request, cancel context.CancelFunc, r *Requ
 	if err != nil {
 		err = withContextErr(ctx, err)
 		cancel()
+		lease.Done(errOutcome(err))
 		return nil, err
 	}
-	resp.Body = &attemptBody{rc: resp.Body, ctx: ctx, cancel: cancel}
+	resp.Body = &attemptBody{rc: resp.Body, ctx: ctx, cancel: cancel, lease: *lease, status: resp.StatusCode}
 	return resp, nil
 }
 
@@ -283,7 +402,7 @@ func (c *Client) Exchange(ctx context.Context, r Request, maxBody int64) (res Re
 	req, resp, err := c.send(ctx, &r)
 	switch {
 	case req != nil:
-		res.RequestMethod, res.RequestURL = req.Method, recordedURL(r.Target, req.URL)
+		res.RequestMethod, res.RequestURL = req.Method, recordedURL(r.Target, req.URL, r.server != nil && r.server != r.base)
 		if !r.DiscardRecord {
 			res.RequestHeader = redactIfNeeded(req.Header, authRedact(r.Target, r.Configured))
 		}
@@ -406,6 +525,7 @@ func (c *Client) newRequest(ctx context.Context, r *Request) (*http.Request, con
 			return nil, nil, fmt.Errorf("%w: target %s: %w", errBuild, t.Name, err)
 		}
 	}
+	u = rebase(u, r.base, r.server)
 	method := t.Method
 	if method == "" {
 		method = r.Method
@@ -479,16 +599,26 @@ func withContextErr(ctx context.Context, err error) error {
 
 // attemptBody is a response body that releases the attempt's timeout when
 // closed and reports a timeout or cancellation as such.
+//
+// It also ends the attempt's lease on the target, with what the status
+// and the reads said.
 type attemptBody struct {
-	rc     io.ReadCloser
-	ctx    context.Context
-	cancel context.CancelFunc
+	rc      io.ReadCloser
+	ctx     context.Context
+	cancel  context.CancelFunc
+	lease   balance.Lease
+	status  int
+	readErr error
+	closed  bool
 }
 
 func (b *attemptBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if err != nil && err != io.EOF {
 		err = withContextErr(b.ctx, err)
+		if b.readErr == nil {
+			b.readErr = err
+		}
 	}
 	return n, err
 }
@@ -496,6 +626,17 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 func (b *attemptBody) Close() error {
 	err := b.rc.Close()
 	b.cancel()
+	if l := &b.lease; l.Target() != nil && !b.closed {
+		b.closed = true
+		o := balance.Success
+		switch {
+		case b.readErr != nil:
+			o = errOutcome(b.readErr)
+		case l.Target().IsFailure(b.status):
+			o = balance.Failure
+		}
+		l.Done(o)
+	}
 	return err
 }
 

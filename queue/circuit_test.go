@@ -1,0 +1,83 @@
+package queue
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fanouthq/fanout"
+	"github.com/fanouthq/fanout/config"
+	"github.com/fanouthq/fanout/upstream"
+)
+
+// An outage of a target with a circuit breaker: the deliveries are not
+// attempted while the circuit is open (only the breaker's probes are),
+// so they keep their attempt budget, and all arrive once it is back.
+func TestOpenCircuitDefersDeliveriesWithoutSpendingAttempts(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	var down atomic.Bool
+	down.Store(true)
+	var failed atomic.Int64 // attempts answered 503
+	probes := make(chan struct{}, 1024)
+	tg := newTarget(t, func(w http.ResponseWriter, r *http.Request, id string, n int) {
+		if down.Load() {
+			failed.Add(1)
+			select {
+			case probes <- struct{}{}:
+			default:
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	tc := newTargetConfig(t, "crm", tg.srv.URL+"/in")
+	tc.Retry.MaxAttempts = 3 // without the breaker, the outage would kill them
+	tc.Retry.Initial, tc.Retry.Max = config.Duration(time.Millisecond), config.Duration(5*time.Millisecond)
+	tc.CircuitBreaker = &config.CircuitBreaker{
+		Window: config.Duration(time.Minute), MinRequests: 1000, FailureRatio: 1,
+		ConsecutiveFailures: 2, OpenFor: config.Duration(50 * time.Millisecond), Probes: 1,
+	}
+	cfg := newConfig(tc)
+	client := upstream.New(upstream.Options{Logger: testLogger(t)})
+	t.Cleanup(client.Close)
+	client.SetTargets(cfg.Targets)
+	d := NewDispatcher(st, client, DispatcherOptions{Logger: testLogger(t)})
+	d.SetConfig(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+
+	const n = 20
+	ids := acceptN(t, st, n, "crm")
+	d.Notify("crm")
+	// The outage lasts until the target has answered 2 failures (which
+	// open the circuit) and then 4 probes, each one cool-down apart.
+	for range 6 {
+		select {
+		case <-probes:
+		case <-time.After(waitFor):
+			t.Fatal("the target saw no probe")
+		}
+	}
+	down.Store(false)
+	waitState(t, st, ids, "crm", fanout.StateSucceeded)
+
+	spent := 0
+	for _, id := range ids {
+		spent += len(attemptsOf(t, st, id, "crm"))
+	}
+	fails := int(failed.Load())
+	require.Equal(t, n+fails, spent, "every attempt recorded is one the target answered: none was burned by the open circuit")
+	require.Less(t, fails, 2*n, "a closed-circuit outage of this length would have spent more")
+	t.Logf("outage: %d deliveries, %d failed attempts (2 to open + probes), %d attempts in all", n, fails, spent)
+}
