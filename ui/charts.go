@@ -85,27 +85,34 @@ type chartsView struct {
 // newChartsView lays out the charts of rep, routes and targets in the
 // order given (the config's).
 func newChartsView(rep stats.SeriesReport, routes, targets []string) chartsView {
-	v := chartsView{Window: rep.Window, Step: rep.Step, From: clock(rep.From), To: clock(rep.To)}
+	long := rep.To.Sub(rep.From) > 12*time.Hour // the ends are on different days
+	rep.From, rep.To = rep.From.UTC(), rep.To.UTC()
+	v := chartsView{Window: rep.Window, Step: rep.Step, From: clock(rep.From, long), To: clock(rep.To, long)}
 	for _, name := range routes {
 		rs := rep.Routes[name]
-		v.Routes = append(v.Routes, newPanel("routes", name, rs.Mode, rs.Points, rep, false))
+		v.Routes = append(v.Routes, newPanel("routes", name, rs.Mode, rs.Points, rep, v, false))
 	}
 	for _, name := range targets {
-		v.Target = append(v.Target, newPanel("targets", name, "", rep.Targets[name].Points, rep, true))
+		v.Target = append(v.Target, newPanel("targets", name, "", rep.Targets[name].Points, rep, v, true))
 	}
 	return v
 }
 
-func clock(t time.Time) string {
+// clock is a chart's axis time: with the date when the window spans
+// days.
+func clock(t time.Time, withDate bool) string {
 	if t.IsZero() {
 		return ""
+	}
+	if withDate {
+		return t.UTC().Format("Jan 2 15:04")
 	}
 	return t.UTC().Format("15:04")
 }
 
-func newPanel(kind, name, mode string, pts []stats.Point, rep stats.SeriesReport, target bool) seriesPanel {
+func newPanel(kind, name, mode string, pts []stats.Point, rep stats.SeriesReport, v chartsView, target bool) seriesPanel {
 	p := seriesPanel{Kind: kind, Name: name, Mode: mode, Target: target}
-	from, to := clock(rep.From), clock(rep.To)
+	from, to := v.From, v.To
 	what := "Requests"
 	if target {
 		what = "Attempts"

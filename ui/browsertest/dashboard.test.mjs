@@ -174,9 +174,9 @@ test("the charts over time show each route and target, swap in fresh copies by t
   await table.waitFor();
   assert.ok((await table.locator("tbody tr").count()) >= 1);
   await page.locator('figure[data-series="targets.crm"] svg[data-chart-title="Backlog"]').waitFor();
-  await page.locator('section[aria-labelledby="charts-title"]').screenshot({ path: path.join(SHOTS, "04-overview-charts-24h.png") });
+  await page.locator('section[aria-labelledby="charts-title"]').screenshot({ path: path.join(SHOTS, "03c-overview-charts-24h.png") });
   await page.emulateMedia({ colorScheme: "dark" });
-  await page.locator('section[aria-labelledby="charts-title"]').screenshot({ path: path.join(SHOTS, "04b-overview-charts-24h-dark.png") });
+  await page.locator('section[aria-labelledby="charts-title"]').screenshot({ path: path.join(SHOTS, "03d-overview-charts-24h-dark.png") });
   const seen = await page.evaluate(() => document.getElementById("charts").dataset.updates);
   await until("one more refresh", async () =>
     (await page.evaluate(() => document.getElementById("charts").dataset.updates)) !== seen, 30000);
