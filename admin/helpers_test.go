@@ -150,8 +150,14 @@ func setup(t *testing.T, so ...setupOpts) *bundle {
 		Pprof:   o.pprof,
 		Metrics: o.metrics,
 		Stats:   statsHandler(o.stats, store),
-		Logger:  slog.New(slog.NewTextHandler(tWriter{t}, nil)),
-		Now:     func() time.Time { return b.now },
+		StatsSeries: func() http.Handler {
+			if o.stats == nil {
+				return nil
+			}
+			return stats.SeriesHandler(o.stats)
+		}(),
+		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil)),
+		Now:    func() time.Time { return b.now },
 	}))
 	t.Cleanup(b.srv.Close)
 	b.client = admin.NewClient(b.srv.URL, testToken, b.httpClient())

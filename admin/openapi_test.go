@@ -117,7 +117,8 @@ func openAPIOperations(t *testing.T) []string {
 // checks that the mux routes it (no 404 not_found, no 405).
 func TestOpenAPICoversEveryEndpoint(t *testing.T) {
 	t.Parallel()
-	opts := Options{Pprof: true, Metrics: http.NotFoundHandler(), Stats: http.NotFoundHandler(), Token: "t"}
+	opts := Options{Pprof: true, Metrics: http.NotFoundHandler(), Stats: http.NotFoundHandler(),
+		StatsSeries: http.NotFoundHandler(), Token: "t"}
 
 	var registered []string
 	for _, e := range endpoints {

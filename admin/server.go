@@ -44,6 +44,9 @@ type Options struct {
 	// Stats serves GET /v1/stats (behind the token) when non-nil; see
 	// package stats.
 	Stats http.Handler
+	// StatsSeries serves GET /v1/stats/series (behind the token) when
+	// non-nil: stats.SeriesHandler.
+	StatsSeries http.Handler
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 	// Targets returns the live state of the targets (servers, ejection,
@@ -91,6 +94,7 @@ func (e endpoint) pattern() string {
 func withPprof(o *Options) bool   { return o.Pprof }
 func withMetrics(o *Options) bool { return o.Metrics != nil }
 func withStats(o *Options) bool   { return o.Stats != nil }
+func withSeries(o *Options) bool  { return o.StatsSeries != nil }
 
 // endpoints is the admin API. Keep it in step with openapi.yaml: a test
 // fails when they differ.
@@ -109,6 +113,7 @@ var endpoints = []endpoint{
 	{method: http.MethodPost, path: "/v1/deliveries/replay", handle: (*Server).replayDeliveries},
 	{method: http.MethodPost, path: "/v1/routes/{name}/backfill", handle: (*Server).backfill},
 	{method: http.MethodGet, path: "/v1/stats", handle: (*Server).stats, enabled: withStats},
+	{method: http.MethodGet, path: "/v1/stats/series", handle: (*Server).statsSeries, enabled: withSeries},
 
 	{method: http.MethodGet, path: "/debug/pprof/", handle: (*Server).pprofIndex, enabled: withPprof},
 	{method: http.MethodGet, path: "/debug/pprof/{profile}", handle: (*Server).pprofProfile, enabled: withPprof},
@@ -307,6 +312,11 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 	s.opts.Stats.ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Server) statsSeries(w http.ResponseWriter, r *http.Request) error {
+	s.opts.StatsSeries.ServeHTTP(w, r)
 	return nil
 }
 

@@ -46,5 +46,17 @@ func TestStats(t *testing.T) {
 
 		res, body = b.do(http.MethodGet, "/v1/stats?window=nope", testToken, "")
 		b.requireError(res, body, http.StatusBadRequest, "bad_request")
+
+		res, _ = b.do(http.MethodGet, "/v1/stats/series", "", "")
+		require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+		res, body = b.do(http.MethodGet, "/v1/stats/series?window=24h", testToken, "")
+		require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+		var series stats.SeriesReport
+		require.NoError(t, json.Unmarshal(body, &series))
+		require.Equal(t, "15m", series.Step)
+		pts := series.Routes["signup"].Points
+		require.Equal(t, 2, pts[len(pts)-1].Count)
+		res, body = b.do(http.MethodGet, "/v1/stats/series?window=25h", testToken, "")
+		b.requireError(res, body, http.StatusBadRequest, "bad_request")
 	})
 }

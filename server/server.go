@@ -24,6 +24,7 @@ import (
 	"github.com/fanouthq/fanout/config"
 	"github.com/fanouthq/fanout/gateway"
 	"github.com/fanouthq/fanout/queue"
+	"github.com/fanouthq/fanout/stats"
 	"github.com/fanouthq/fanout/ui"
 	"github.com/fanouthq/fanout/upstream"
 )
@@ -196,6 +197,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 			}
 		})
 	}
+	// The backlog history behind /v1/stats/series.
+	s.goBackground(func() {
+		s.obs.stats.SampleBacklog(bgCtx, s.store, stats.DefaultSampleEvery, func(err error) {
+			logger.Debug("stats: backlog sample failed", slog.Any("error", err))
+		})
+	})
 	if opts.WatchConfig && cfg.File != "" {
 		if err := s.watchConfig(bgCtx, cfg.File); err != nil {
 			return nil, err
@@ -211,16 +218,17 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	s.goBackground(func() { s.serve(s.dataSrv, s.dataLn, "data") })
 	if s.adminLn != nil {
 		api := admin.New(admin.Options{
-			Store:   s.store,
-			Config:  s.cfg.Load,
-			Token:   cfg.Admin.Token,
-			Ready:   s.readyz,
-			Notify:  s.dispatcher.Notify,
-			Pprof:   cfg.Admin.Pprof,
-			Logger:  logger,
-			Metrics: s.obs.metricsHandler(),
-			Stats:   s.obs.statsHandler(s.store),
-			Targets: s.client.TargetStatus,
+			Store:       s.store,
+			Config:      s.cfg.Load,
+			Token:       cfg.Admin.Token,
+			Ready:       s.readyz,
+			Notify:      s.dispatcher.Notify,
+			Pprof:       cfg.Admin.Pprof,
+			Logger:      logger,
+			Metrics:     s.obs.metricsHandler(),
+			Stats:       s.obs.statsHandler(s.store),
+			Targets:     s.client.TargetStatus,
+			StatsSeries: stats.SeriesHandler(s.obs.stats),
 		})
 		// The dashboard (package ui) at /ui/, over the same API.
 		s.dashboard = ui.New(ui.Options{API: api, Config: s.cfg.Load, Logger: logger})

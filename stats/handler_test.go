@@ -123,7 +123,7 @@ func TestHandlerWithoutBacklog(t *testing.T) {
 func TestHandlerBadWindow(t *testing.T) {
 	t.Parallel()
 	b := setupHandler(t, nil)
-	for _, w := range []string{"5", "five minutes", "-1m", "0s", "2h", "61m"} {
+	for _, w := range []string{"5", "five minutes", "-1m", "0s", "25h", "1441m"} {
 		resp, body := b.get(t, http.MethodGet, "?window="+url.QueryEscape(w))
 		require.Equal(t, http.StatusBadRequest, resp.StatusCode, w)
 		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
@@ -174,6 +174,49 @@ func TestParseWindow(t *testing.T) {
 	d, err = stats.ParseWindow("1h")
 	require.NoError(t, err)
 	require.Equal(t, time.Hour, d)
-	_, err = stats.ParseWindow("1h1s")
+	d, err = stats.ParseWindow("24h")
+	require.NoError(t, err)
+	require.Equal(t, 24*time.Hour, d)
+	_, err = stats.ParseWindow("24h1s")
 	require.Error(t, err)
+}
+
+func TestSeriesHandler(t *testing.T) {
+	t.Parallel()
+	c := newClock(time.Date(2026, 11, 23, 10, 0, 0, 1, time.UTC))
+	s := stats.New(c.options())
+	s.RecordRequest("orders", "async", true, "", 2*time.Millisecond)
+	s.RecordAttempt("orders", "crm", "status", time.Millisecond)
+	s.RecordBacklog("crm", 4, 3*time.Second)
+	srv := httptest.NewServer(stats.SeriesHandler(s))
+	t.Cleanup(srv.Close)
+
+	resp, err := http.Get(srv.URL + "/v1/stats/series?window=24h")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+	var rep stats.SeriesReport
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&rep))
+	require.Equal(t, "24h", rep.Window)
+	require.Equal(t, "15m", rep.Step)
+	require.Equal(t, 900.0, rep.StepSeconds)
+	pts := rep.Routes["orders"].Points
+	require.Len(t, pts, 97)
+	require.Equal(t, 1, pts[96].Count)
+	crm := rep.Targets["crm"].Points[96]
+	require.Equal(t, 1, crm.Failures["status"])
+	require.Equal(t, 4, *crm.Backlog)
+
+	for _, w := range []string{"25h", "x"} {
+		resp, err := http.Get(srv.URL + "/v1/stats/series?window=" + w)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, w)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/stats/series", nil)
+	resp2, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp2.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp2.StatusCode)
 }

@@ -13,7 +13,7 @@ const (
 	// DefaultWindow is the window of a request without ?window=.
 	DefaultWindow = 5 * time.Minute
 	// MaxWindow is the longest window kept.
-	MaxWindow = time.Hour
+	MaxWindow = 24 * time.Hour
 )
 
 // Options configure Stats.
@@ -73,6 +73,16 @@ func (s *Stats) RecordAttempt(route, target string, class string, d time.Duratio
 	}
 	ok := class == ""
 	s.targets.get(target).record(s.clock(), ok, failClass(ok, class), binOf(d))
+}
+
+// RecordBacklog records a sample of target's durable backlog: waiting
+// deliveries, and the age of the oldest waiting message. Each step of
+// the history keeps the largest sample it got (Series).
+func (s *Stats) RecordBacklog(target string, waiting int, oldest time.Duration) {
+	if s == nil {
+		return
+	}
+	s.targets.get(target).sample(s.clock(), max(waiting, 0), max(oldest.Milliseconds(), 0))
 }
 
 func failClass(ok bool, class string) int {
@@ -144,8 +154,8 @@ type Latency struct {
 
 // Snapshot returns the traffic of the last window (DefaultWindow when
 // window ≤ 0, MaxWindow at most), rounded up to whole buckets plus the
-// current one. Every route and target with traffic in the last hour is
-// listed, with zero counts when it had none in the window.
+// current one. Every route and target with traffic in the last 24 hours
+// is listed, with zero counts when it had none in the window.
 func (s *Stats) Snapshot(window time.Duration) Report {
 	if window <= 0 {
 		window = DefaultWindow
@@ -154,14 +164,10 @@ func (s *Stats) Snapshot(window time.Duration) Report {
 	now := s.clock()
 	s.prune(now)
 
-	useFine := window <= fineStep*(fineSlots-1)
 	span := func(sr *series) (*ring, int64, int64) {
-		r, step := &sr.coarse, coarseStep
-		if useFine {
-			r, step = &sr.fine, fineStep
-		}
+		r := sr.ringFor(window)
 		to := r.epoch(now)
-		n := int64((window + step - 1) / step)
+		n := (int64(window) + r.step - 1) / r.step
 		return r, to - n, to
 	}
 
@@ -201,14 +207,14 @@ func (s *Stats) Snapshot(window time.Duration) Report {
 	return rep
 }
 
-// prune forgets the series without traffic for longer than the coarse
-// ring holds. A Record racing with the prune of its series may be lost;
+// prune forgets the series without traffic for longer than the day ring
+// holds. A Record racing with the prune of its series may be lost;
 // that takes an hour of silence followed by a request at that instant.
 func (s *Stats) prune(now int64) {
 	idle := func(sr *series) bool {
 		// newest is 0 for a series created but not yet recorded to.
-		newest := sr.coarse.newest()
-		return newest != 0 && newest < sr.coarse.epoch(now)-int64(coarseSlots-1)
+		newest := sr.day.newest()
+		return newest != 0 && newest < sr.day.epoch(now)-int64(daySlots-1)
 	}
 	s.routes.prune(idle)
 	s.targets.prune(idle)

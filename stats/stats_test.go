@@ -1,6 +1,8 @@
 package stats_test
 
 import (
+	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -156,9 +158,15 @@ func TestWindowExpiry(t *testing.T) {
 	require.Equal(t, 1, s.Snapshot(time.Hour).Routes["r"].Requests)
 	require.Equal(t, 1, s.Snapshot(time.Hour).Targets["t"].Attempts)
 
-	// Past an hour: gone from every window, and forgotten.
+	// Past an hour: out of the 1h window, still in the 24h one.
 	c.Advance(time.Hour)
 	rep = s.Snapshot(time.Hour)
+	require.Equal(t, 0, rep.Routes["r"].Requests)
+	require.Equal(t, 1, s.Snapshot(24 * time.Hour).Routes["r"].Requests)
+
+	// Past a day: gone from every window, and forgotten.
+	c.Advance(24 * time.Hour)
+	rep = s.Snapshot(24 * time.Hour)
 	require.NotContains(t, rep.Routes, "r")
 	require.NotContains(t, rep.Targets, "t")
 
@@ -186,21 +194,22 @@ func TestSlidingWindow(t *testing.T) {
 		5 * time.Minute:  30,
 		10 * time.Minute: 60, // coarse ring: whole minutes
 		time.Hour:        60,
-		2 * time.Hour:    60, // clamped to an hour
+		2 * time.Hour:    60, // day ring: whole 15 minutes
+		48 * time.Hour:   60, // clamped to a day
 	} {
 		require.Equal(t, want, s.Snapshot(window).Routes["r"].Requests, "window %s", window)
 	}
-	require.Equal(t, "1h", s.Snapshot(2*time.Hour).Window)
+	require.Equal(t, "24h", s.Snapshot(48*time.Hour).Window)
 }
 
 func TestClockGoingBack(t *testing.T) {
 	t.Parallel()
 	s, c := setup(t)
-	c.Advance(2 * time.Hour)
+	c.Advance(48 * time.Hour)
 	s.RecordRequest("r", "all", true, "", time.Millisecond)
-	c.Advance(-2 * time.Hour) // older than every ring: dropped, no panic
+	c.Advance(-48 * time.Hour) // older than every ring: dropped, no panic
 	s.RecordRequest("r", "all", true, "", time.Millisecond)
-	c.Advance(2 * time.Hour)
+	c.Advance(48 * time.Hour)
 	require.Equal(t, 1, s.Snapshot(time.Minute).Routes["r"].Requests)
 }
 
@@ -294,4 +303,152 @@ func TestConcurrentRecord(t *testing.T) {
 	require.Equal(t, goroutines*each, rep.Targets["t"].Attempts)
 	fails := rep.Routes["a"].Failures["timeout"] + rep.Routes["b"].Failures["timeout"]
 	require.Equal(t, goroutines*each/10, fails)
+}
+
+// TestSeries checks the history's steps per window: each point counts its
+// step's events, steps without traffic are zero, and the points sum to
+// the Snapshot of the same window.
+func TestSeries(t *testing.T) {
+	t.Parallel()
+	s, c := setup(t)
+	// One request per minute for three hours, a failure every tenth;
+	// latency grows with the minute.
+	for i := range 180 {
+		ok := i%10 != 0
+		s.RecordRequest("r", "async", ok, "timeout", time.Duration(i+1)*time.Millisecond)
+		s.RecordAttempt("r", "t", map[bool]string{true: "", false: "connect"}[ok], time.Millisecond)
+		c.Advance(time.Minute)
+	}
+	for _, tc := range []struct {
+		window time.Duration
+		step   string
+		points int
+	}{
+		{5 * time.Minute, "10s", 31},
+		{time.Hour, "1m", 61},
+		{24 * time.Hour, "15m", 97},
+	} {
+		rep := s.Series(tc.window)
+		require.Equal(t, tc.step, rep.Step, "window %s", tc.window)
+		pts := rep.Routes["r"].Points
+		require.Len(t, pts, tc.points, "window %s", tc.window)
+		require.Len(t, rep.Targets["t"].Points, tc.points)
+		require.Equal(t, "async", rep.Routes["r"].Mode)
+		require.Equal(t, rep.From, pts[0].At)
+		require.Equal(t, rep.To, pts[len(pts)-1].At.Add(time.Duration(rep.StepSeconds*float64(time.Second))))
+		sum, fails := 0, 0
+		for i, p := range pts {
+			require.Equal(t, p.Successes+p.Failures["timeout"], p.Count)
+			if i > 0 {
+				require.Equal(t, time.Duration(rep.StepSeconds*float64(time.Second)), p.At.Sub(pts[i-1].At))
+			}
+			sum += p.Count
+			fails += p.Failures["timeout"]
+		}
+		snap := s.Snapshot(tc.window)
+		require.Equal(t, snap.Routes["r"].Requests, sum, "window %s", tc.window)
+		require.Equal(t, snap.Routes["r"].Requests-snap.Routes["r"].Successes, fails)
+	}
+	day := s.Series(24 * time.Hour).Routes["r"].Points
+	// The three hours are the last 12 full steps and the current one:
+	// 15 requests each, none before.
+	for _, p := range day[:len(day)-13] {
+		require.Zero(t, p.Count)
+		require.Nil(t, p.LatencyMS)
+	}
+	full := day[len(day)-2]
+	require.Equal(t, 15, full.Count)
+	require.InDelta(t, 15.0/900, full.PerSecond, 1e-3)
+	require.NotNil(t, full.LatencyMS)
+	// Minutes 165..179 (ms 166..180): p50 is the 8th, within 2%.
+	require.InEpsilon(t, 173.0, full.LatencyMS.P50, 0.02)
+	require.Equal(t, "connect", firstKey(s.Series(time.Hour).Targets["t"].Points))
+}
+
+func firstKey(pts []stats.Point) string {
+	for _, p := range pts {
+		for k := range p.Failures {
+			return k
+		}
+	}
+	return ""
+}
+
+// TestSeriesBacklog checks that backlog samples keep the largest of each
+// step, and that steps without a sample leave it out.
+func TestSeriesBacklog(t *testing.T) {
+	t.Parallel()
+	s, c := setup(t)
+	s.RecordBacklog("crm", 3, 2*time.Second)
+	s.RecordBacklog("crm", 7, 5*time.Second)
+	s.RecordBacklog("crm", 1, time.Second)
+	c.Advance(20 * time.Second)
+	s.RecordBacklog("crm", 0, 0)
+	pts := s.Series(time.Minute).Targets["crm"].Points
+	require.Len(t, pts, 7)
+	first := pts[len(pts)-3]
+	require.NotNil(t, first.Backlog)
+	require.Equal(t, 7, *first.Backlog)
+	require.InDelta(t, 5.0, *first.OldestPendingSeconds, 1e-9)
+	require.Nil(t, pts[len(pts)-2].Backlog, "no sample in that step")
+	last := pts[len(pts)-1]
+	require.NotNil(t, last.Backlog)
+	require.Zero(t, *last.Backlog)
+	require.Zero(t, last.Count)
+	// The hour's minute holds both steps' largest.
+	hour := s.Series(time.Hour).Targets["crm"].Points
+	require.Equal(t, 7, *hour[len(hour)-1].Backlog)
+}
+
+// backlogSource answers the sampler and tells the test each read.
+type backlogSource struct {
+	reads chan int
+	n     int
+	now   func() time.Time
+}
+
+func (b *backlogSource) Backlog(context.Context) ([]fanout.TargetBacklog, error) {
+	b.n++
+	b.reads <- b.n
+	if b.n == 1 {
+		return nil, errors.New("store down")
+	}
+	return []fanout.TargetBacklog{
+		{Target: "crm", Waiting: 2, OldestWaiting: b.now().Add(-30 * time.Second)},
+		{Target: "crm", Waiting: 1, OldestWaiting: b.now().Add(-90 * time.Second)},
+		{Target: "billing", Waiting: 0},
+	}, nil
+}
+
+// TestSampleBacklog runs the sampler: a failed read is reported and
+// skipped; the next is recorded per target, summed over its rows.
+func TestSampleBacklog(t *testing.T) {
+	t.Parallel()
+	s, c := setup(t)
+	src := &backlogSource{reads: make(chan int), now: c.Now}
+	ctx, cancel := context.WithCancel(t.Context())
+	errs := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.SampleBacklog(ctx, src, time.Millisecond, func(err error) { errs <- err })
+	}()
+	require.Equal(t, 1, <-src.reads)
+	require.ErrorContains(t, <-errs, "store down")
+	require.Equal(t, 2, <-src.reads)
+	// The third read starts only after the second was recorded.
+	require.Equal(t, 3, <-src.reads)
+	cancel()
+	go func() {
+		for range src.reads { // a read that raced with the cancel
+		}
+	}()
+	<-done
+	close(src.reads)
+	pts := s.Series(time.Minute).Targets
+	last := pts["crm"].Points[len(pts["crm"].Points)-1]
+	require.Equal(t, 3, *last.Backlog)
+	require.InDelta(t, 90.0, *last.OldestPendingSeconds, 1e-9)
+	b := pts["billing"].Points[len(pts["billing"].Points)-1]
+	require.Zero(t, *b.Backlog)
 }

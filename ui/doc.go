@@ -1,6 +1,8 @@
 // Package ui is the operator dashboard served at /ui/ on the admin
 // listener (docs/operations.md, "Dashboard"): server-rendered pages over
-// the admin API, with a small script for the refreshing overview charts.
+// the admin API, with a small script for the refreshing overview. The
+// charts over time (charts.go) are SVG drawn by the server from GET
+// /v1/stats/series; the script swaps in a fresh copy (GET /ui/charts).
 //
 // The dashboard holds no logic of its own about messages: every page and
 // every action is a request to the admin API handler, made in-process

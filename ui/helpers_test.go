@@ -91,6 +91,7 @@ type bundle struct {
 	now   atomic.Pointer[time.Time]
 	srv   *httptest.Server
 	logs  *lockedBuffer
+	stats *stats.Stats
 }
 
 func setup(t testing.TB) *bundle {
@@ -106,12 +107,14 @@ func setup(t testing.TB) *bundle {
 	b.now.Store(&start)
 	clock := func() time.Time { return *b.now.Load() }
 	logger := slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b.stats = stats.New(stats.Options{Now: clock})
 	api := admin.New(admin.Options{
-		Store:  store,
-		Config: b.cfg.Load,
-		Token:  adminToken,
-		Logger: logger,
-		Stats:  stats.Handler(stats.New(stats.Options{}), store),
+		Store:       store,
+		Config:      b.cfg.Load,
+		Token:       adminToken,
+		Logger:      logger,
+		Stats:       stats.Handler(b.stats, store),
+		StatsSeries: stats.SeriesHandler(b.stats),
 	})
 	dash := ui.New(ui.Options{API: api, Config: b.cfg.Load, Logger: logger, Now: clock,
 		IdleTimeout: 10 * time.Minute, SessionTTL: time.Hour})

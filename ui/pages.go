@@ -2,13 +2,16 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,8 +27,8 @@ const pageSize = 50
 // counts (in pages of the admin API's largest list).
 const maxPreview = 10000
 
-// windows are the overview's choices; the stats keep an hour.
-var windows = []string{"5m", "15m", "1h"}
+// windows are the overview's choices; the stats keep 24 hours.
+var windows = []string{"5m", "15m", "1h", "24h"}
 
 // states are the delivery states offered in the filters.
 var states = []string{"blocked", "pending", "delivering", "retrying", "succeeded", "dead", "skipped"}
@@ -141,6 +144,63 @@ type targetRow struct {
 	Host     string
 	Stats    stats.TargetStats
 	HasStats bool
+	// Extra are the fields of GET /v1/targets this dashboard does not know
+	// (a target's health or circuit state, say), shown as they come.
+	Extra []extraField
+}
+
+type extraField struct{ Key, Value string }
+
+// targetList is GET /v1/targets with each target's unknown fields.
+type targetList struct {
+	admin.TargetsResponse
+	extra map[string][]extraField
+}
+
+// knownTargetFields are the JSON names of admin.Target's fields.
+var knownTargetFields = func() map[string]bool {
+	known := map[string]bool{}
+	rt := reflect.TypeFor[admin.Target]()
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	return known
+}()
+
+func (h *Handler) targets(ctx context.Context, s session) (targetList, error) {
+	var raw json.RawMessage
+	if err := h.call(ctx, s.token, http.MethodGet, "/v1/targets", nil, nil, &raw); err != nil {
+		return targetList{}, err
+	}
+	var tl targetList
+	if err := json.Unmarshal(raw, &tl.TargetsResponse); err != nil {
+		return targetList{}, fmt.Errorf("decode targets: %w", err)
+	}
+	var loose struct {
+		Targets []map[string]json.RawMessage `json:"targets"`
+	}
+	if err := json.Unmarshal(raw, &loose); err != nil {
+		return targetList{}, fmt.Errorf("decode targets: %w", err)
+	}
+	tl.extra = map[string][]extraField{}
+	for i, t := range loose.Targets {
+		if i >= len(tl.Targets) {
+			break
+		}
+		for _, k := range slices.Sorted(maps.Keys(t)) {
+			if knownTargetFields[k] {
+				continue
+			}
+			val := string(t[k])
+			var str string
+			if json.Unmarshal(t[k], &str) == nil {
+				val = str
+			}
+			tl.extra[tl.Targets[i].Name] = append(tl.extra[tl.Targets[i].Name], extraField{Key: k, Value: val})
+		}
+	}
+	return tl, nil
 }
 
 type overviewView struct {
@@ -150,6 +210,7 @@ type overviewView struct {
 	Targets  []targetRow
 	NoStats  bool
 	StatsURL string
+	Charts   chartsView
 }
 
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s session) error {
@@ -169,13 +230,13 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s session) er
 	if err := h.call(ctx, s.token, http.MethodGet, "/v1/routes", nil, nil, &routes); err != nil {
 		return err
 	}
-	var targets admin.TargetsResponse
-	if err := h.call(ctx, s.token, http.MethodGet, "/v1/targets", nil, nil, &targets); err != nil {
+	targets, err := h.targets(ctx, s)
+	if err != nil {
 		return err
 	}
 	v := overviewView{Window: window, Windows: windows, StatsURL: "/ui/stats.json?window=" + window}
 	var rep stats.Report
-	err := h.call(ctx, s.token, http.MethodGet, "/v1/stats", url.Values{"window": {window}}, nil, &rep)
+	err = h.call(ctx, s.token, http.MethodGet, "/v1/stats", url.Values{"window": {window}}, nil, &rep)
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
@@ -183,9 +244,11 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s session) er
 	case err != nil:
 		return err
 	}
+	var routeNames, targetNames []string
 	for _, rt := range routes.Routes {
 		st, ok := rep.Routes[rt.Name]
 		v.Routes = append(v.Routes, routeRow{Route: rt, Stats: st, HasStats: ok})
+		routeNames = append(routeNames, rt.Name)
 	}
 	for _, t := range targets.Targets {
 		st, ok := rep.Targets[t.Name]
@@ -193,10 +256,75 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s session) er
 		if u, err := url.Parse(t.URL); err == nil && u.Host != "" {
 			host = u.Host
 		}
-		v.Targets = append(v.Targets, targetRow{Target: t, Host: host, Stats: st, HasStats: ok})
+		v.Targets = append(v.Targets, targetRow{Target: t, Host: host, Stats: st, HasStats: ok, Extra: targets.extra[t.Name]})
+		targetNames = append(targetNames, t.Name)
+	}
+	if v.Charts, err = h.charts(ctx, s, window, routeNames, targetNames); err != nil {
+		return err
 	}
 	h.render(w, r, &s, http.StatusOK, "overview.html", "Overview", "overview", v)
 	return nil
+}
+
+// charts reads the history of window and lays out the charts of the
+// routes and targets named, in that order.
+func (h *Handler) charts(ctx context.Context, s session, window string, routes, targets []string) (chartsView, error) {
+	var rep stats.SeriesReport
+	err := h.call(ctx, s.token, http.MethodGet, "/v1/stats/series", url.Values{"window": {window}}, nil, &rep)
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+		return chartsView{Window: window, None: true}, nil
+	case err != nil:
+		return chartsView{}, err
+	}
+	return newChartsView(rep, routes, targets), nil
+}
+
+// chartsFragment is what the overview's script swaps in: the charts
+// section alone, for the window asked.
+func (h *Handler) chartsFragment(w http.ResponseWriter, r *http.Request, s session) error {
+	window := r.URL.Query().Get("window")
+	if !slices.Contains(windows, window) {
+		window = windows[0]
+	}
+	ctx, cancel := withTimeout(r)
+	defer cancel()
+	routes, targets, err := h.chartNames(ctx, s)
+	if err != nil {
+		return err
+	}
+	v, err := h.charts(ctx, s, window, routes, targets)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := h.pages["overview.html"].ExecuteTemplate(&buf, "charts", v); err != nil {
+		return fmt.Errorf("render charts: %w", err)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(buf.Bytes())
+	return nil
+}
+
+// chartNames returns the routes and targets whose charts s sees, in the
+// admin API's order.
+func (h *Handler) chartNames(ctx context.Context, s session) (routes, targets []string, err error) {
+	var rl admin.RoutesResponse
+	if err := h.call(ctx, s.token, http.MethodGet, "/v1/routes", nil, nil, &rl); err != nil {
+		return nil, nil, err
+	}
+	tl, err := h.targets(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, rt := range rl.Routes {
+		routes = append(routes, rt.Name)
+	}
+	for _, t := range tl.Targets {
+		targets = append(targets, t.Name)
+	}
+	return routes, targets, nil
 }
 
 // statsJSON is what the overview's script polls: GET /v1/stats as is.

@@ -156,6 +156,7 @@ func (h *Handler) routes() {
 
 	h.mux.Handle("GET /ui/{$}", h.page(h.overview))
 	h.mux.Handle("GET /ui/stats.json", h.page(h.statsJSON))
+	h.mux.Handle("GET /ui/charts", h.page(h.chartsFragment))
 	h.mux.Handle("GET /ui/messages", h.page(h.messages))
 	h.mux.Handle("GET /ui/messages/{id}", h.page(h.message))
 	h.mux.Handle("POST /ui/messages/{id}/replay", h.action(h.replayMessage))
@@ -391,7 +392,7 @@ var pageNames = []string{"login.html", "error.html", "overview.html", "messages.
 func parsePages() map[string]*template.Template {
 	out := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t := template.Must(template.New(name).Funcs(funcs).Option("missingkey=zero").ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name))
+		t := template.Must(template.New(name).Funcs(funcs).Option("missingkey=zero").ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/charts.html", "templates/"+name))
 		out[name] = t
 	}
 	return out

@@ -6,7 +6,7 @@
   var el = document.getElementById("refresh");
   if (!el || !el.dataset.statsUrl) return;
   var url = el.dataset.statsUrl;
-  var windowSeconds = { "5m": 300, "15m": 900, "1h": 3600 }[el.dataset.window] || 300;
+  var windowSeconds = { "5m": 300, "15m": 900, "1h": 3600, "24h": 86400 }[el.dataset.window] || 300;
   var history = {}; // chart key -> [per-second rates between refreshes]
   var last = {};    // chart key -> {count, at} of the previous refresh
   var loadedAt = Date.now();
@@ -136,4 +136,37 @@
   }
   tick();
   setInterval(tick, 5000);
+
+  // The charts over time are drawn by the server: every 10 s the script
+  // fetches a fresh copy of the section and swaps it in, keeping the
+  // tables that were open.
+  var chartsBusy = false;
+  function refreshCharts() {
+    var cur = document.getElementById("charts");
+    if (!cur || chartsBusy || document.hidden) return;
+    chartsBusy = true;
+    fetch(cur.dataset.chartsUrl, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (res) {
+        if (res.redirected && res.url.indexOf("/ui/login") >= 0) { window.location.assign("/ui/login?reason=expired"); return null; }
+        if (!res.ok) throw new Error("status " + res.status);
+        return res.text();
+      })
+      .then(function (html) {
+        if (html === null) return;
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var next = doc.getElementById("charts");
+        if (!next) return;
+        var open = {};
+        cur.querySelectorAll("details[open]").forEach(function (d) { open[d.dataset.table] = true; });
+        next.querySelectorAll("details").forEach(function (d) { if (open[d.dataset.table]) d.open = true; });
+        next.dataset.updates = String((Number(cur.dataset.updates) || 0) + 1);
+        cur.replaceWith(document.importNode(next, true));
+      })
+      .catch(function (err) {
+        var cur2 = document.getElementById("charts");
+        if (cur2) cur2.dataset.error = err.message;
+      })
+      .finally(function () { chartsBusy = false; });
+  }
+  setInterval(refreshCharts, 10000);
 })();

@@ -147,6 +147,43 @@ test("the admin signs in; the overview shows every route and its numbers change 
   await page.context().close();
 });
 
+test("the charts over time show each route and target, swap in fresh copies by themselves, and have tables", async () => {
+  const page = await newPage();
+  await signIn(page, T.admin);
+  await page.waitForURL(UI);
+  await page.getByRole("link", { name: "24h" }).click();
+  await page.waitForURL(/window=24h/);
+  await page.getByTestId("charts-range").getByText("Window 24h in steps of 15m").waitFor();
+  for (const key of ["routes.orders", "routes.lookup", "targets.billing", "targets.crm"]) {
+    await page.locator(`figure[data-series="${key}"]`).waitFor();
+  }
+  const label = () => page.locator('figure[data-series="routes.lookup"] svg[data-chart-title="Requests per second"]').getAttribute("aria-label");
+  assert.match(await label(), /Requests per second of lookup over the last 24h \(15m steps/);
+  // Traffic, then the section is replaced without a reload.
+  const before = await page.evaluate(() => document.getElementById("charts").dataset.updates || "0");
+  for (let i = 0; i < 4; i++) await send("/lookup", { q: "chart" + i });
+  await until("the charts to be swapped in again", async () =>
+    (await page.evaluate(() => document.getElementById("charts").dataset.updates || "0")) !== before, 30000);
+  assert.match(await label(), /latest [0-9.]+, highest [0-9.]+/);
+  assert.ok((await page.locator('figure[data-series="routes.lookup"] polyline').count()) > 0);
+  // The table alternative opens with the keyboard and stays open across a refresh.
+  const summary = page.locator('figure[data-series="routes.lookup"] summary');
+  await summary.focus();
+  await page.keyboard.press("Enter");
+  const table = page.locator('figure[data-series="routes.lookup"] details table');
+  await table.waitFor();
+  assert.ok((await table.locator("tbody tr").count()) >= 1);
+  await page.locator('figure[data-series="targets.crm"] svg[data-chart-title="Backlog"]').waitFor();
+  await page.locator('section[aria-labelledby="charts-title"]').screenshot({ path: path.join(SHOTS, "03c-overview-charts-24h.png") });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.locator('section[aria-labelledby="charts-title"]').screenshot({ path: path.join(SHOTS, "03d-overview-charts-24h-dark.png") });
+  const seen = await page.evaluate(() => document.getElementById("charts").dataset.updates);
+  await until("one more refresh", async () =>
+    (await page.evaluate(() => document.getElementById("charts").dataset.updates)) !== seen, 30000);
+  assert.equal(await page.locator('figure[data-series="routes.lookup"] details').getAttribute("open"), "");
+  await page.context().close();
+});
+
 test("messages filter by state and route; a dead message shows its failed attempts, and replays once the target is fixed", async () => {
   const page = await newPage();
   await signIn(page, T.admin);
