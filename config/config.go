@@ -269,6 +269,13 @@ type Route struct {
 	// CompiledSchema is Schema compiled (set by Parse; a Route built in
 	// code may leave it nil and the gateway compiles Schema itself).
 	CompiledSchema *schema.Schema `yaml:"-"`
+
+	// Lifecycle is where the route is in its life (lifecycle.go). Default:
+	// published.
+	Lifecycle Lifecycle `yaml:"lifecycle"`
+	// Access says whether a tenant needs a subscription (lifecycle.go).
+	// Default: none.
+	Access Access `yaml:"access"`
 }
 
 // Match selects the requests of a route.
