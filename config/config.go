@@ -273,9 +273,6 @@ type Route struct {
 	// Lifecycle is where the route is in its life (lifecycle.go). Default:
 	// published.
 	Lifecycle Lifecycle `yaml:"lifecycle"`
-	// Access says whether a tenant needs a subscription (lifecycle.go).
-	// Default: none.
-	Access Access `yaml:"access"`
 }
 
 // Match selects the requests of a route.

@@ -7,9 +7,8 @@ import (
 	"time"
 )
 
-// This file holds a route's API management settings (docs/configuration.md,
-// Lifecycle and access): where the route is in its lifecycle, and whether
-// a tenant needs a subscription to call it.
+// This file holds a route's lifecycle settings (docs/configuration.md,
+// Lifecycle): where the route is in its life.
 
 // LifecycleState is where a route is in its life.
 type LifecycleState string
@@ -53,44 +52,18 @@ type Lifecycle struct {
 	DeprecatedTime time.Time `yaml:"-"`
 }
 
-// Access says who may call a route beyond its auth and tenants.
-type Access struct {
-	// Subscription is none (default, also ""), auto or approval. With
-	// auto or approval a tenant may call the route only while it has an
-	// active subscription to it (POST /v1/subscriptions); auto activates
-	// a request at once, approval waits for the admin. Needs auth api_key
-	// or jwt.
-	Subscription SubscriptionMode `yaml:"subscription"`
-}
-
-// SubscriptionMode is how a route's subscriptions are granted.
-type SubscriptionMode string
-
-// The subscription modes.
-const (
-	SubscriptionNone     SubscriptionMode = "none"
-	SubscriptionAuto     SubscriptionMode = "auto"
-	SubscriptionApproval SubscriptionMode = "approval"
-)
-
 // Draft reports whether the route is a draft (not served).
 func (r *Route) Draft() bool { return r.Lifecycle.State == StateDraft }
 
-// NeedsSubscription reports whether a tenant needs an active subscription
-// to call the route.
-func (r *Route) NeedsSubscription() bool {
-	return r.Access.Subscription == SubscriptionAuto || r.Access.Subscription == SubscriptionApproval
-}
-
 // normalizeLifecycle parses the times. An empty state stays "" (it means
-// published) and an empty subscription "" (none), like an empty auth.
+// published), like an empty auth.
 func (r *Route) normalizeLifecycle() {
 	l := &r.Lifecycle
 	l.SunsetTime, _ = time.Parse(time.RFC3339, l.Sunset)
 	l.DeprecatedTime, _ = time.Parse(time.RFC3339, l.DeprecatedAt)
 }
 
-// lifecycle checks a route's lifecycle and access settings.
+// lifecycle checks a route's lifecycle settings.
 func (v *validator) lifecycle(p fieldPath, r *Route) {
 	lp := p.key("lifecycle")
 	l := r.Lifecycle
@@ -123,15 +96,5 @@ func (v *validator) lifecycle(p fieldPath, r *Route) {
 		if u, err := url.Parse(l.Link); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(l.Link, "<> \"") {
 			v.add(lp.key("link"), "must be an absolute http:// or https:// URL, not %q", l.Link)
 		}
-	}
-	ap := p.key("access").key("subscription")
-	switch r.Access.Subscription {
-	case "", SubscriptionNone, SubscriptionAuto, SubscriptionApproval:
-	default:
-		v.oneOf(ap, string(r.Access.Subscription), string(SubscriptionNone), string(SubscriptionAuto), string(SubscriptionApproval))
-		return
-	}
-	if r.NeedsSubscription() && r.Auth != AuthAPIKey && r.Auth != AuthJWT {
-		v.add(ap, "subscription %s needs auth api_key or jwt: without authentication a caller has no tenant", r.Access.Subscription)
 	}
 }

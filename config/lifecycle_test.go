@@ -20,10 +20,6 @@ func TestParseErrorsLifecycle(t *testing.T) {
 			"10:83: routes[0].lifecycle.sunset", "must not be before deprecated_at"},
 		{"link not a URL", route("all", "[crm]", "lifecycle: {state: retired, link: /docs}"),
 			"10:39: routes[0].lifecycle.link", "absolute http:// or https:// URL"},
-		{"unknown subscription", route("all", "[crm]", "access: {subscription: approve}"),
-			"10:28: routes[0].access.subscription", `did you mean "approval"?`},
-		{"subscription without auth", route("all", "[crm]", "access: {subscription: auto}"),
-			"10:28: routes[0].access.subscription", "needs auth api_key or jwt"},
 	})
 }
 
@@ -37,5 +33,4 @@ func TestParseLifecycle(t *testing.T) {
 	require.Equal(t, time.Date(2027, 1, 31, 11, 0, 0, 0, time.UTC), l.SunsetTime.UTC())
 	require.Equal(t, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), l.DeprecatedTime.UTC())
 	require.False(t, cfg.Routes[0].Draft())
-	require.False(t, cfg.Routes[0].NeedsSubscription())
 }
