@@ -77,6 +77,10 @@ type Hooks struct {
 	// its route's body_timeout (the request is answered 408 and its
 	// connection closed); OnRequest is called for it too.
 	OnBodyTimeout func(route string)
+	// OnDeprecated is called once per request to a route in lifecycle
+	// state deprecated, after the answer, with the caller's tenant (""
+	// when it has none or was not authenticated).
+	OnDeprecated func(route, tenant string)
 }
 
 // Gateway is the HTTP data plane: it matches each inbound request to a
@@ -253,6 +257,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.bodyDeadline(rt.bodyTimeout) // body.go
 	if g.tracer != nil {
 		c.ctx, c.span = tracing.StartRequest(g.tracer, r, rt.name, string(rt.mode))
+	}
+	if aerr := c.checkLifecycle(); aerr != nil { // lifecycle.go: retired, deprecated
+		c.fail(aerr)
+		return
 	}
 	// Who may call, and how often, is settled before the body is read.
 	if aerr := c.admit(); aerr != nil {

@@ -68,6 +68,7 @@ type route struct {
 	steps  *steps.Route // mode steps (steps.go)
 	// acceptSteps is what each message of an async steps route stores.
 	acceptSteps []fanout.AcceptStep
+	life        routeLifecycle // lifecycle.go
 }
 
 // compile builds the routing table of cfg; log receives the warnings of
@@ -85,6 +86,7 @@ func compile(cfg *config.Config, log *slog.Logger) (*table, error) {
 		return nil, err
 	}
 	var errs []error
+	now := time.Now()
 	for i, rc := range cfg.Routes {
 		if rc == nil {
 			errs = append(errs, fmt.Errorf("routes[%d]: empty", i))
@@ -94,7 +96,11 @@ func compile(cfg *config.Config, log *slog.Logger) (*table, error) {
 		if err == nil {
 			err = t.secureRoute(cfg, rc, rt)
 		}
+		if err == nil && rc.Draft() {
+			continue // compiled but not served: a draft answers as an unknown route
+		}
 		if err == nil {
+			rt.life = compileLifecycle(rc.Lifecycle, now) // lifecycle.go
 			err = t.router.add(normalizeMethod(rc.Match.Method), rc.Match.Host, rc.Match.Path, rt)
 		}
 		if err != nil {
