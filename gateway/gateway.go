@@ -60,6 +60,10 @@ type Options struct {
 	// attempt span as their parent. Nil: no spans, and an inbound
 	// traceparent is passed on as is (a new one made when there is none).
 	Tracer trace.Tracer
+	// Now is the clock that dates a deprecated route without
+	// deprecated_at (when the config that deprecated it was loaded).
+	// Nil: time.Now.
+	Now func() time.Time
 }
 
 // Hooks are optional callbacks for metrics (docs/observability.md). A nil func is not
@@ -98,6 +102,7 @@ type Gateway struct {
 	tracer    trace.Tracer
 	legs      *legPool      // runs the legs of sync routes
 	noRouteBT time.Duration // Options.NoRouteBodyTimeout
+	now       func() time.Time
 
 	// Background work (mirror copies, durable hand-offs) runs under bgCtx
 	// and is counted in bg; bgMu makes Close's Wait safe against new work.
@@ -111,7 +116,11 @@ type Gateway struct {
 // New compiles cfg's routes and returns a Gateway serving them. It returns
 // an error naming the route when the config cannot be served.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
-	t, err := compile(cfg, opts.Logger)
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	t, err := compile(cfg, opts.Logger, now())
 	if err != nil {
 		return nil, fmt.Errorf("compile routes: %w", err)
 	}
@@ -125,6 +134,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		tracer:    opts.Tracer,
 		legs:      newLegPool(legWorkerIdle),
 		noRouteBT: cmp.Or(opts.NoRouteBodyTimeout, defaultNoRouteBodyTimeout),
+		now:       now,
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -143,7 +153,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 // started with. A config that does not compile is refused with an error and
 // the current table stays.
 func (g *Gateway) Load(cfg *config.Config) error {
-	t, err := compile(cfg, g.log)
+	t, err := compile(cfg, g.log, g.now())
 	if err != nil {
 		return fmt.Errorf("compile routes: %w", err)
 	}

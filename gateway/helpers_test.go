@@ -224,6 +224,7 @@ type setupOpts struct {
 	// enqueuer replaces the fakeEnqueuer when set.
 	enqueuer     gateway.Enqueuer
 	storeTimeout time.Duration
+	now          func() time.Time
 }
 
 func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
@@ -247,6 +248,7 @@ func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
 			opts.Enqueuer = so[0].enqueuer
 		}
 		opts.StoreTimeout = so[0].storeTimeout
+		opts.Now = so[0].now
 	}
 	gw, err := gateway.New(cfg, opts)
 	require.NoError(t, err)

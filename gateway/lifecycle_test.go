@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,7 +199,12 @@ func TestLifecycleReload(t *testing.T) {
 		rt.Lifecycle = l
 		return newConfig([]*target{crm}, rt)
 	}
-	b := setup(t, mk(lifecycle(config.StateDraft, "", "", "")))
+	// The clock moves a day at each config load: the default deprecation
+	// time is the load that first deprecated the route.
+	var loads atomic.Int64
+	day0 := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return day0.AddDate(0, 0, int(loads.Add(1))) }
+	b := setup(t, mk(lifecycle(config.StateDraft, "", "", "")), setupOpts{now: now})
 	require.Equal(t, http.StatusNotFound, b.post(t, "/orders", `{}`).Status)
 
 	require.NoError(t, b.gw.Load(mk(lifecycle("", "", "", ""))))
@@ -210,6 +216,7 @@ func TestLifecycleReload(t *testing.T) {
 	r = b.post(t, "/orders", `{}`)
 	require.Equal(t, http.StatusOK, r.Status)
 	since := deprecation(t, r)
+	require.True(t, since.Equal(day0.AddDate(0, 0, 3)), "dated by the third load: %v", since)
 
 	// Reloaded still deprecated, now with a link: the default
 	// deprecation time stays the one first loaded.

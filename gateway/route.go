@@ -72,8 +72,8 @@ type route struct {
 }
 
 // compile builds the routing table of cfg; log receives the warnings of
-// the JWT key set.
-func compile(cfg *config.Config, log *slog.Logger) (*table, error) {
+// the JWT key set; now dates the routes deprecated without deprecated_at.
+func compile(cfg *config.Config, log *slog.Logger, now time.Time) (*table, error) {
 	if cfg == nil {
 		return nil, errors.New("no config")
 	}
@@ -86,7 +86,6 @@ func compile(cfg *config.Config, log *slog.Logger) (*table, error) {
 		return nil, err
 	}
 	var errs []error
-	now := time.Now()
 	for i, rc := range cfg.Routes {
 		if rc == nil {
 			errs = append(errs, fmt.Errorf("routes[%d]: empty", i))
