@@ -54,6 +54,21 @@ type Route struct {
 	RateLimit *RouteRateLimit `json:"rate_limit,omitempty"`
 	// Schema is the configured path of the route's JSON Schema.
 	Schema string `json:"schema,omitempty"`
+	// Lifecycle is where the route is in its life; nil means published
+	// with nothing announced.
+	Lifecycle *RouteLifecycle `json:"lifecycle,omitempty"`
+}
+
+// RouteLifecycle is a route's lifecycle as the admin API shows it.
+type RouteLifecycle struct {
+	// State is draft (upcoming: listed here, not served yet), published,
+	// deprecated (served, with the deprecation headers) or retired (410).
+	State string `json:"state"`
+	// DeprecatedAt, Sunset (RFC 3339) and Link are as configured; empty
+	// when unset.
+	DeprecatedAt string `json:"deprecated_at,omitempty"`
+	Sunset       string `json:"sunset,omitempty"`
+	Link         string `json:"link,omitempty"`
 }
 
 // RouteStep is one call of a steps route. Header values and body

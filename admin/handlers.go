@@ -84,6 +84,14 @@ func routeView(rt *config.Route) Route {
 	if rl := rt.RateLimit; rl != nil {
 		v.RateLimit = &RouteRateLimit{RPS: rl.RPS, Burst: rl.Burst}
 	}
+	if l := rt.Lifecycle; l != (config.Lifecycle{}) {
+		v.Lifecycle = &RouteLifecycle{
+			State:        cmp.Or(string(l.State), string(config.StatePublished)),
+			DeprecatedAt: l.DeprecatedAt,
+			Sunset:       l.Sunset,
+			Link:         l.Link,
+		}
+	}
 	return v
 }
 

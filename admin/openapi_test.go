@@ -15,6 +15,8 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/fanouthq/fanout/config"
 )
 
 // TestOpenAPIValid validates the served document against the OpenAPI 3.1
@@ -63,6 +65,29 @@ func TestOpenAPIValidStrict(t *testing.T) {
 	doc, err := loader.LoadFromData(OpenAPI())
 	require.NoError(t, err)
 	require.NoError(t, doc.Validate(t.Context()))
+}
+
+// TestOpenAPIRouteLifecycle checks a route with every lifecycle field
+// against the Route schema (additionalProperties: false, the state enum).
+func TestOpenAPIRouteLifecycle(t *testing.T) {
+	t.Parallel()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(OpenAPI())
+	require.NoError(t, err)
+	schema := doc.Components.Schemas["Route"].Value
+	for _, l := range []config.Lifecycle{
+		{State: config.StateDraft},
+		{State: config.StateDeprecated, DeprecatedAt: "2026-06-01T00:00:00Z", Sunset: "2027-01-31T00:00:00Z", Link: "https://example.com/v2"},
+		{State: config.StateRetired, Link: "https://example.com/v2"},
+	} {
+		v := routeView(&config.Route{Name: "r", Mode: config.ModeAsync,
+			Match: config.Match{Method: http.MethodPost, Path: "/r"}, Lifecycle: l})
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		var data any
+		require.NoError(t, json.Unmarshal(b, &data))
+		require.NoError(t, schema.VisitJSON(data), "%s", b)
+	}
 }
 
 // TestOpenAPINoNullKeys catches what neither validator reports everywhere:

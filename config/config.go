@@ -404,6 +404,10 @@ type Route struct {
 	// CompiledSchema is Schema compiled (set by Parse; a Route built in
 	// code may leave it nil and the gateway compiles Schema itself).
 	CompiledSchema *schema.Schema `yaml:"-"`
+
+	// Lifecycle is where the route is in its life (lifecycle.go). Default:
+	// published.
+	Lifecycle Lifecycle `yaml:"lifecycle"`
 }
 
 // Match selects the requests of a route.

@@ -215,6 +215,7 @@ func (c *Config) normalize() {
 		r.Match.Method = strings.ToUpper(cmp.Or(r.Match.Method, defaultMethod))
 		r.Match.Host = strings.ToLower(r.Match.Host)
 		r.normalizeSteps()
+		r.normalizeLifecycle()
 		if r.Mode == ModeMirror {
 			if r.SamplePercent == nil {
 				p := defaultSamplePercent

@@ -488,6 +488,7 @@ func (v *validator) routes(rp fieldPath) {
 // route checks one route (but not its name and match against the others).
 func (v *validator) route(p fieldPath, r *Route) {
 	v.routeSecurity(p, r) // auth, tenants, rate_limit, schema: every mode
+	v.lifecycle(p, r)     // lifecycle (lifecycle.go)
 	mode := string(r.Mode)
 	modes := supportedModes()
 	known := slices.Contains(modes, mode)

@@ -61,6 +61,10 @@ type Options struct {
 	// attempt span as their parent. Nil: no spans, and an inbound
 	// traceparent is passed on as is (a new one made when there is none).
 	Tracer trace.Tracer
+	// Now is the clock that dates a deprecated route without
+	// deprecated_at (when the config that deprecated it was loaded).
+	// Nil: time.Now.
+	Now func() time.Time
 }
 
 // Hooks are optional callbacks for metrics (docs/observability.md). A nil func is not
@@ -78,6 +82,10 @@ type Hooks struct {
 	// its route's body_timeout (the request is answered 408 and its
 	// connection closed); OnRequest is called for it too.
 	OnBodyTimeout func(route string)
+	// OnDeprecated is called once per request to a route in lifecycle
+	// state deprecated, after the answer, with the caller's tenant (""
+	// when it has none or was not authenticated).
+	OnDeprecated func(route, tenant string)
 }
 
 // Gateway is the HTTP data plane: it matches each inbound request to a
@@ -95,6 +103,7 @@ type Gateway struct {
 	tracer    trace.Tracer
 	legs      *legPool      // runs the legs of sync routes
 	noRouteBT time.Duration // Options.NoRouteBodyTimeout
+	now       func() time.Time
 
 	// Background work (mirror copies, durable hand-offs) runs under bgCtx
 	// and is counted in bg; bgMu makes Close's Wait safe against new work.
@@ -108,7 +117,11 @@ type Gateway struct {
 // New compiles cfg's routes and returns a Gateway serving them. It returns
 // an error naming the route when the config cannot be served.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
-	t, err := compile(cfg, opts.Logger)
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	t, err := compile(cfg, opts.Logger, now())
 	if err != nil {
 		return nil, fmt.Errorf("compile routes: %w", err)
 	}
@@ -122,6 +135,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		tracer:    opts.Tracer,
 		legs:      newLegPool(legWorkerIdle),
 		noRouteBT: cmp.Or(opts.NoRouteBodyTimeout, defaultNoRouteBodyTimeout),
+		now:       now,
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -141,7 +155,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 // started with. A config that does not compile is refused with an error and
 // the current table stays.
 func (g *Gateway) Load(cfg *config.Config) error {
-	t, err := compile(cfg, g.log)
+	t, err := compile(cfg, g.log, g.now())
 	if err != nil {
 		return fmt.Errorf("compile routes: %w", err)
 	}
@@ -258,6 +272,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.bodyDeadline(rt.bodyTimeout) // body.go
 	if g.tracer != nil {
 		c.ctx, c.span = tracing.StartRequest(g.tracer, r, rt.name, string(rt.mode))
+	}
+	if aerr := c.checkLifecycle(); aerr != nil { // lifecycle.go: retired, deprecated
+		c.fail(aerr)
+		return
 	}
 	// Who may call, and how often, is settled before the body is read.
 	if aerr := c.admit(); aerr != nil {

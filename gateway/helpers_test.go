@@ -226,6 +226,7 @@ type setupOpts struct {
 	storeTimeout time.Duration
 	// client replaces the bundle's upstream client when set.
 	client *upstream.Client
+	now    func() time.Time
 }
 
 func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
@@ -252,6 +253,7 @@ func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
 			opts.Enqueuer = so[0].enqueuer
 		}
 		opts.StoreTimeout = so[0].storeTimeout
+		opts.Now = so[0].now
 	}
 	gw, err := gateway.New(cfg, opts)
 	require.NoError(t, err)

@@ -60,6 +60,7 @@ func (c *call) done() {
 		}
 		h(route, mode, status, d)
 	}
+	c.countDeprecated() // lifecycle.go
 	c.logRequest(status, d, gone)
 }
 

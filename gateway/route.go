@@ -68,11 +68,12 @@ type route struct {
 	steps  *steps.Route // mode steps (steps.go)
 	// acceptSteps is what each message of an async steps route stores.
 	acceptSteps []fanout.AcceptStep
+	life        routeLifecycle // lifecycle.go
 }
 
 // compile builds the routing table of cfg; log receives the warnings of
-// the JWT key set.
-func compile(cfg *config.Config, log *slog.Logger) (*table, error) {
+// the JWT key set; now dates the routes deprecated without deprecated_at.
+func compile(cfg *config.Config, log *slog.Logger, now time.Time) (*table, error) {
 	if cfg == nil {
 		return nil, errors.New("no config")
 	}
@@ -94,7 +95,11 @@ func compile(cfg *config.Config, log *slog.Logger) (*table, error) {
 		if err == nil {
 			err = t.secureRoute(cfg, rc, rt)
 		}
+		if err == nil && rc.Draft() {
+			continue // compiled but not served: a draft answers as an unknown route
+		}
 		if err == nil {
+			rt.life = compileLifecycle(rc.Lifecycle, now) // lifecycle.go
 			err = t.router.add(normalizeMethod(rc.Match.Method), rc.Match.Host, rc.Match.Path, rt)
 		}
 		if err != nil {

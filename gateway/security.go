@@ -92,9 +92,10 @@ func (t *table) secureRoute(cfg *config.Config, rc *config.Route, rt *route) err
 }
 
 // inherit carries state over from the table in force before a reload: the
-// JWT key set when its URL is unchanged (no refetch), and the rate limit
+// JWT key set when its URL is unchanged (no refetch), the rate limit
 // buckets of routes whose name and limit are unchanged (a reload does not
-// hand every caller a full bucket).
+// hand every caller a full bucket), and the default deprecation time of
+// routes that stay deprecated.
 func (t *table) inherit(old *table) {
 	if old == nil {
 		return
@@ -103,14 +104,19 @@ func (t *table) inherit(old *table) {
 		t.sec.jwt.Reuse(old.sec.jwt)
 	}
 	prev := map[string]*ratelimit.Limiter{}
+	prevRoute := map[string]*route{}
 	old.router.each(func(rt *route) {
 		if rt.sec.limit != nil {
 			prev[rt.name] = rt.sec.limit
 		}
+		prevRoute[rt.name] = rt
 	})
 	t.router.each(func(rt *route) {
 		if l := prev[rt.name]; l != nil && rt.sec.limit != nil && l.Same(rt.sec.rps, rt.sec.burst) {
 			rt.sec.limit = l
+		}
+		if o := prevRoute[rt.name]; o != nil {
+			inheritLifecycle(rt, o) // lifecycle.go
 		}
 	})
 }

@@ -20,6 +20,7 @@ const (
 	NameAttemptDuration     = "fanout_attempt_duration_seconds"
 	NameDeadTotal           = "fanout_dead_total"
 	NameBodyTimeoutsTotal   = "fanout_request_body_timeouts_total"
+	NameDeprecatedTotal     = "fanout_deprecated_requests_total"
 	NameDeliveries          = "fanout_deliveries"
 	NameBacklogDeliveries   = "fanout_backlog_deliveries"
 	NameBacklogOldest       = "fanout_backlog_oldest_seconds"
@@ -34,6 +35,7 @@ const (
 	labelTarget  = "target"
 	labelOutcome = "outcome"
 	labelState   = "state"
+	labelTenant  = "tenant"
 )
 
 // Values of the state label of the backlog metrics.
@@ -56,6 +58,7 @@ const (
 	helpAttemptDuration     = "Duration of one HTTP exchange with a target, by route and target."
 	helpDeadTotal           = "Deliveries that became dead (retries exhausted or a non-retryable answer), by target."
 	helpBodyTimeoutsTotal   = "Inbound requests whose body did not arrive within the route's body_timeout (answered 408, connection closed), by route."
+	helpDeprecatedTotal     = "Inbound requests to routes in lifecycle state deprecated, by route and tenant (\"\" when the caller has none)."
 	helpDeliveries          = "Undelivered deliveries in the store, summed over targets: waiting (pending, retrying, delivering) or dead."
 	helpBacklogDeliveries   = "Undelivered deliveries in the store per target: waiting (pending, retrying, delivering) or dead."
 	helpBacklogOldest       = "Age in seconds of the oldest message waiting for delivery to the target, 0 when none waits."
@@ -109,10 +112,16 @@ type Metrics struct {
 	bodyTimeouts    *prometheus.CounterVec
 	serverChanges   *prometheus.CounterVec
 	circuitChanges  *prometheus.CounterVec
+	deprecated      *prometheus.CounterVec
 
 	reqCache  labelCache[requestKey, requestChildren]
 	attCache  labelCache[attemptKey, attemptChildren]
 	deadCache labelCache[string, prometheus.Counter]
+	depCache  labelCache[deprecatedKey, prometheus.Counter]
+}
+
+type deprecatedKey struct {
+	route, tenant string
 }
 
 type requestKey struct {
@@ -138,8 +147,9 @@ type attemptChildren struct {
 // fanout_request_duration_seconds, fanout_attempts_total,
 // fanout_attempt_duration_seconds, fanout_dead_total,
 // fanout_request_body_timeouts_total,
-// fanout_target_server_state_changes_total and
-// fanout_circuit_state_changes_total. A nil reg
+// fanout_target_server_state_changes_total,
+// fanout_circuit_state_changes_total and fanout_deprecated_requests_total.
+// A nil reg
 // registers nothing (the metrics still count, which suits tests and
 // benchmarks). New panics when reg already has metrics of these names, as
 // prometheus.Registerer.MustRegister does: that is a wiring mistake.
@@ -171,10 +181,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		circuitChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: NameCircuitStateChanges, Help: helpCircuitStateChanges,
 		}, []string{labelTarget, labelState}),
+		deprecated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: NameDeprecatedTotal, Help: helpDeprecatedTotal,
+		}, []string{labelRoute, labelTenant}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.requestDuration, m.attempts, m.attemptDuration, m.dead, m.bodyTimeouts,
-			m.serverChanges, m.circuitChanges)
+			m.serverChanges, m.circuitChanges, m.deprecated)
 	}
 	return m
 }
@@ -247,6 +260,23 @@ func (m *Metrics) IncBodyTimeout(route string) {
 		return
 	}
 	m.bodyTimeouts.WithLabelValues(route).Inc()
+}
+
+// IncDeprecated counts one inbound request to route, a deprecated route,
+// by a caller of tenant ("" when it has none), so that the route's owner
+// knows whom to tell before the sunset.
+func (m *Metrics) IncDeprecated(route, tenant string) {
+	if m == nil {
+		return
+	}
+	k := deprecatedKey{route: route, tenant: tenant}
+	c, ok := m.depCache.load(k)
+	if !ok {
+		c = m.depCache.loadOrStore(k, func() prometheus.Counter {
+			return m.deprecated.WithLabelValues(k.route, k.tenant)
+		})
+	}
+	c.Inc()
 }
 
 // NewRegistry returns a new registry (not the global one) with the Go

@@ -97,6 +97,9 @@ func (b *testBundle) observeSome() {
 	b.m.IncBodyTimeout("signup")
 	b.m.IncServerState("crm", "http://crm-2/in", false)
 	b.m.IncCircuitState("crm", "open")
+	b.m.IncDeprecated("signup", "acme")
+	b.m.IncDeprecated("signup", "acme")
+	b.m.IncDeprecated("signup", "")
 	b.backlog.set([]fanout.TargetBacklog{
 		{Target: "crm", Waiting: 7, Dead: 1, OldestWaiting: b.now().Add(-90 * time.Second)},
 		{Target: "analytics", Waiting: 0, Dead: 2},
@@ -136,6 +139,8 @@ func TestScrape(t *testing.T) {
 		`fanout_attempt_duration_seconds_count{route="signup",target="crm"} 2`,
 		`fanout_dead_total{target="crm"} 1`,
 		`fanout_request_body_timeouts_total{route="signup"} 1`,
+		`fanout_deprecated_requests_total{route="signup",tenant="acme"} 2`,
+		`fanout_deprecated_requests_total{route="signup",tenant=""} 1`,
 		`fanout_deliveries{state="waiting"} 7`,
 		`fanout_deliveries{state="dead"} 3`,
 		`fanout_backlog_deliveries{state="waiting",target="crm"} 7`,

@@ -76,6 +76,7 @@ func (o *observability) gatewayHooks() gateway.Hooks {
 			o.stats.RecordAttempt(route, target, string(class), d)
 		},
 		OnBodyTimeout: o.metrics.IncBodyTimeout,
+		OnDeprecated:  o.metrics.IncDeprecated,
 	}
 }
 
