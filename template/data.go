@@ -100,7 +100,8 @@ func HeaderValue(h http.Header) map[string]any {
 // (map[string]any), lists ([]any), strings, booleans, nil and numbers:
 // an integer that fits in 64 bits is an int64, a number with a fraction or
 // an exponent a float64, and an integer too large for int64 (or a number
-// too large for float64) a json.Number with its exact digits.
+// too large for float64, or -0, whose sign an int64 would lose) a
+// json.Number with its exact digits.
 func BodyValue(body []byte) any {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
@@ -146,10 +147,10 @@ func numbers(v any) any {
 
 func number(n json.Number) any {
 	if !strings.ContainsAny(string(n), ".eE") {
-		if i, err := n.Int64(); err == nil {
+		if i, err := n.Int64(); err == nil && (i != 0 || n[0] != '-') {
 			return i
 		}
-		return n // a big integer: keep every digit
+		return n // a big integer, or -0: keep every digit (and the sign)
 	}
 	if f, err := n.Float64(); err == nil {
 		return f
