@@ -1,10 +1,7 @@
 package gateway_test
 
 import (
-	"bytes"
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,7 +9,6 @@ import (
 	"time"
 
 	"github.com/fanouthq/fanout/config"
-	"github.com/fanouthq/fanout/gateway"
 	"github.com/fanouthq/fanout/upstream"
 )
 
@@ -65,37 +61,5 @@ func benchBalanced(b *testing.B, servers int) {
 	if servers > 0 {
 		client.SetTargets(cfg.Targets)
 	}
-	gw, err := gateway.New(cfg, gateway.Options{Client: client, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
-	defer func() { _ = gw.Close(context.Background()) }()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	defer hc.CloseIdleConnections()
-
-	body := bytes.Repeat([]byte(`{"k":"0123456789"},`), 1024/19)
-	body = append(append([]byte(`[`), body...), `{}]`...)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	b.SetParallelism(32)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/bench", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := hc.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
-		}
-	})
+	benchAllLoad(b, cfg, client)
 }

@@ -43,6 +43,14 @@ func BenchmarkAll2Targets(b *testing.B) {
 	}
 	client := upstream.New(upstream.Options{})
 	defer client.CloseIdleConnections()
+	benchAllLoad(b, cfg, client)
+}
+
+// benchAllLoad serves cfg (its route "bench", mode all, at POST /bench)
+// through a gateway on client and measures parallel requests of a 1 KiB
+// JSON body through inbound HTTP: 64 in flight on 2 cores, like wrk -c64.
+func benchAllLoad(b *testing.B, cfg *config.Config, client *upstream.Client) {
+	b.Helper()
 	gw, err := gateway.New(cfg, gateway.Options{Client: client, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
