@@ -182,7 +182,13 @@ type CompleteParams struct {
 	State DeliveryState
 	// NextAttemptAt is when a retrying delivery is due again.
 	NextAttemptAt time.Time
-	Now           time.Time
+	// Uncounted records the attempt without spending the delivery's
+	// budget: Attempts goes back by one and AttemptsBefore on by one, so
+	// that the next attempt has the next number but the same budget. The
+	// delivery worker sets it for a failed probe of a half-open circuit,
+	// which says the target is still down, not that the delivery failed.
+	Uncounted bool
+	Now       time.Time
 	// Step is set for a step delivery: its message, and the response kept
 	// for the steps after it when State is StateSucceeded.
 	Step *StepCompletion

@@ -222,6 +222,10 @@ func (l *Lease) Target() *Target { return l.t }
 // Server returns the server the attempt goes to.
 func (l *Lease) Server() *Server { return l.s }
 
+// Probe reports whether the attempt is a probe of a half-open circuit:
+// its outcome decides whether the circuit closes or opens again.
+func (l *Lease) Probe() bool { return l.probe }
+
 // Acquire asks for one attempt at the target: the breaker first (open: it
 // fails at once with an error wrapping fanout.ErrCircuitOpen), then the
 // rate limit and max_in_flight (it waits; when ctx has a deadline the

@@ -85,6 +85,7 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 	// Deliveries.
 	dID, dOwner, dState, dNext := make([]int64, n), make([]string, n), make([]string, n), make([]*time.Time, n)
 	dStatus, dError, dClass, dNow := make([]int32, n), make([]string, n), make([]string, n), make([]time.Time, n)
+	dUncounted := make([]int32, n)
 	now := time.Now() // for params with no Now
 	for i := range params {
 		p, a := &params[i], &params[i].Attempt
@@ -111,6 +112,9 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 		}
 		dID[i], dOwner[i], dState[i] = p.DeliveryID, p.Owner, string(p.State)
 		dStatus[i], dError[i], dClass[i], dNow[i] = int32(a.Status), aError[i], string(a.Class), stored(at) //nolint:gosec // HTTP statuses are small
+		if p.Uncounted {
+			dUncounted[i] = 1
+		}
 	}
 	if slices.ContainsFunc(params, func(p fanout.CompleteParams) bool { return p.Step != nil }) {
 		// Steps settle in the same transaction as their completion.
@@ -122,7 +126,7 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 				aMethod, aURL, aReqHeaders, aStatus, aRespHeaders, aBody, aClass, aError); err != nil {
 				return nil, err
 			}
-			if _, err := tx.Exec(ctx, qComplete, dID, dOwner, dState, dNext, dStatus, dError, dClass, dNow); err != nil {
+			if _, err := tx.Exec(ctx, qComplete, dID, dOwner, dState, dNext, dStatus, dError, dClass, dNow, dUncounted); err != nil {
 				return nil, err
 			}
 			return s.completeSteps(ctx, tx, params, now)
@@ -132,7 +136,7 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 		var b opBatch // a batch is sent once
 		b.queue("complete: insert attempts", qInsertAttempts, aDelivery, aNumber, aStarted, aDuration,
 			aMethod, aURL, aReqHeaders, aStatus, aRespHeaders, aBody, aClass, aError)
-		b.queue("complete: update deliveries", qComplete, dID, dOwner, dState, dNext, dStatus, dError, dClass, dNow)
+		b.queue("complete: update deliveries", qComplete, dID, dOwner, dState, dNext, dStatus, dError, dClass, dNow, dUncounted)
 		return s.sendOps(ctx, s.pool, &b)
 	})
 }

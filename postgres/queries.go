@@ -156,11 +156,14 @@ ORDER BY v.ord`
 	// qComplete moves the deliveries still leased by their owner to their
 	// new state. next_at is the next attempt time of a retrying delivery
 	// and NULL otherwise (due_at NULL: nothing left to do).
+	// uncounted (0 or 1) moves the attempt out of the budget
+	// (fanout.CompleteParams.Uncounted).
 	qComplete = `UPDATE deliveries AS d SET state = v.state, next_attempt_at = COALESCE(v.next_at, d.next_attempt_at),
     due_at = v.next_at, lease_owner = NULL, lease_expires_at = NULL,
+    attempts = d.attempts - v.uncounted, attempts_before = d.attempts_before + v.uncounted,
     last_status = v.status, last_error = v.error, last_class = v.class, updated_at = v.now
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::integer[], $6::text[], $7::text[], $8::timestamptz[])
-    AS v (delivery_id, owner, state, next_at, status, error, class, now)
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::integer[], $6::text[], $7::text[], $8::timestamptz[], $9::integer[])
+    AS v (delivery_id, owner, state, next_at, status, error, class, now, uncounted)
 WHERE d.id = v.delivery_id AND d.lease_owner = v.owner AND d.state = 'delivering'`
 
 	// qReleaseLeases gives back every delivery leased by owner $3: due

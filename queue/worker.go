@@ -366,7 +366,9 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		},
 		State:         state,
 		NextAttemptAt: next,
-		Now:           now,
+		// A failed probe spends none of the budget (see decide).
+		Uncounted: res.Probe && state == fanout.StateRetrying,
+		Now:       now,
 	}
 	if del.Step != "" {
 		// The steps after this one see its response whole, headers
@@ -394,6 +396,9 @@ func (w *worker) deliver(ctx context.Context, ld *fanout.LeasedDelivery) {
 		}
 		if state == fanout.StateRetrying {
 			attrs = append(attrs, slog.Time("next_attempt_at", next))
+		}
+		if res.Probe {
+			attrs = append(attrs, slog.Bool("circuit_probe", true))
 		}
 		w.log.LogAttrs(context.Background(), slog.LevelWarn, "delivery attempt failed", attrs...)
 	}
@@ -444,10 +449,20 @@ func (w *worker) decide(t *config.Target, ld *fanout.LeasedDelivery, res upstrea
 		return fanout.StateDead, time.Time{}, fmt.Sprintf("non-retryable error (%s)", res.Class)
 	}
 	p := retryPolicy(t)
+	deadline := ld.Message.ReceivedAt.Add(p.MaxAge.D())
+	if res.Probe {
+		// A failed probe of the half-open circuit: the target is still
+		// down. The delivery spends no attempt (deliver completes it
+		// Uncounted) and is due again at once, which is when the circuit
+		// next lets an attempt through. max_age still applies.
+		if !now.Before(deadline) {
+			return fanout.StateDead, time.Time{}, "max age exceeded"
+		}
+		return fanout.StateRetrying, now, ""
+	}
 	if ld.Delivery.Attempts >= p.MaxAttempts {
 		return fanout.StateDead, time.Time{}, "max attempts reached"
 	}
-	deadline := ld.Message.ReceivedAt.Add(p.MaxAge.D())
 	if !now.Before(deadline) {
 		return fanout.StateDead, time.Time{}, "max age exceeded"
 	}

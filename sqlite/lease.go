@@ -139,8 +139,12 @@ func (s *Store) Complete(ctx context.Context, params []fanout.CompleteParams) er
 				if at.IsZero() {
 					at = now
 				}
+				uncounted := 0
+				if p.Uncounted {
+					uncounted = 1
+				}
 				return append(args, p.DeliveryID, p.Owner, string(p.State), rows[i].next,
-					p.Attempt.Status, p.Attempt.Error, string(p.Attempt.Class), millis(at))
+					p.Attempt.Status, p.Attempt.Error, string(p.Attempt.Class), millis(at), uncounted)
 			})
 		if err != nil {
 			return s.dbErr("complete: update deliveries", err)

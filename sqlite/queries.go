@@ -126,12 +126,15 @@ FROM v JOIN deliveries AS d ON d.id = v.delivery_id`
 	// still leased by their owner to their new state, one VALUES row each.
 	// next_at is the next attempt time of a retrying delivery and NULL
 	// otherwise (due_at NULL: nothing left to do).
-	qCompleteHead = `WITH v (delivery_id, owner, state, next_at, status, error, class, now) AS (VALUES `
-	qCompleteRow  = `(?, ?, ?, ?, ?, ?, ?, ?)`
-	completeArgs  = 8
+	// uncounted (0 or 1) moves the attempt out of the budget
+	// (fanout.CompleteParams.Uncounted).
+	qCompleteHead = `WITH v (delivery_id, owner, state, next_at, status, error, class, now, uncounted) AS (VALUES `
+	qCompleteRow  = `(?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	completeArgs  = 9
 	qCompleteTail = `)
 UPDATE deliveries SET state = v.state, next_attempt_at = COALESCE(v.next_at, deliveries.next_attempt_at),
     due_at = v.next_at, lease_owner = NULL, lease_expires_at = NULL,
+    attempts = deliveries.attempts - v.uncounted, attempts_before = deliveries.attempts_before + v.uncounted,
     last_status = v.status, last_error = v.error, last_class = v.class, updated_at = v.now
 FROM v
 WHERE deliveries.id = v.delivery_id AND deliveries.lease_owner = v.owner AND deliveries.state = 'delivering'`

@@ -195,6 +195,47 @@ func completeTests() []test {
 			require.True(t, strings.HasPrefix(md.Attempts[0].RequestURL, "http://a.test/in?q="), md.Attempts[0].RequestURL)
 		}},
 
+		// A failed probe of a half-open circuit is recorded but spends
+		// none of the budget: the next lease has the same Attempts and the
+		// next attempt number.
+		{"UncountedKeepsTheBudget", func(t *testing.T, b *bundle) {
+			id := b.send("r", b.t0, "a")
+			now := b.at(time.Minute)
+			ld := b.lease("a", "w", now, 1)[0]
+			require.Equal(t, 1, ld.Delivery.Attempts)
+			for i := range 3 {
+				a := attempt(ld, now, 0, fanout.ClassConnect, "connection refused")
+				require.Equal(t, i+1, a.Number)
+				require.NoError(t, b.store.Complete(b.ctx, []fanout.CompleteParams{{
+					DeliveryID: ld.Delivery.ID, Owner: "w", Attempt: a, State: fanout.StateRetrying,
+					NextAttemptAt: now, Uncounted: true, Now: now,
+				}}))
+				d := b.delivery(id, "a")
+				require.Equal(t, fanout.StateRetrying, d.State)
+				require.Equal(t, 0, d.Attempts, "no attempt spent")
+				require.Equal(t, i+1, d.AttemptsBefore)
+				require.Equal(t, fanout.ClassConnect, d.LastClass)
+				now = now.Add(time.Second)
+				again := b.lease("a", "w", now, 1)
+				require.Len(t, again, 1)
+				ld = again[0]
+				require.Equal(t, 1, ld.Delivery.Attempts, "the budget is whole again")
+				require.Equal(t, i+2, ld.Delivery.AttemptNumber())
+			}
+			a := attempt(ld, now, 200, fanout.ClassNone, "")
+			require.NoError(t, b.store.Complete(b.ctx, []fanout.CompleteParams{{
+				DeliveryID: ld.Delivery.ID, Owner: "w", Attempt: a, State: fanout.StateSucceeded, Now: now,
+			}}))
+			md := b.get(id)
+			require.Equal(t, 1, md.Deliveries[0].Attempts)
+			require.Len(t, md.Attempts, 4, "every probe is recorded")
+			var numbers []int
+			for _, at := range md.Attempts {
+				numbers = append(numbers, at.Number)
+			}
+			require.ElementsMatch(t, []int{1, 2, 3, 4}, numbers)
+		}},
+
 		{"RetryingHonoursNextAttempt", func(t *testing.T, b *bundle) {
 			id := b.send("r", b.t0, "a")
 			now := b.at(time.Minute)

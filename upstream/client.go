@@ -216,6 +216,8 @@ type Request struct {
 	// servers, instead of base, its configured URL (nil: to the target's
 	// URL as it is).
 	base, server *url.URL
+	// probe: the attempt is a probe of the target's half-open circuit.
+	probe bool
 }
 
 // Inbound describes the inbound request a Request derives from. Empty fields
@@ -265,6 +267,10 @@ type Result struct {
 	// sent, with secret headers redacted.
 	RequestMethod, RequestURL string
 	RequestHeader             http.Header
+	// Probe is true when the attempt was a probe of the target's
+	// half-open circuit (docs/operations.md): when it fails, the target
+	// is still down, which says nothing about the request itself.
+	Probe bool
 }
 
 // Do sends one attempt of r. The attempt is bounded by Target.Timeout
@@ -295,7 +301,7 @@ func (c *Client) send(ctx context.Context, r *Request) (*http.Request, *http.Res
 			if lease, err = bt.Acquire(ctx, r.Attempt > 1); err != nil {
 				return nil, nil, fmt.Errorf("target %s: %w", r.Target.Name, err)
 			}
-			r.base, r.server = bt.Base(), lease.Server().URL()
+			r.base, r.server, r.probe = bt.Base(), lease.Server().URL(), lease.Probe()
 		}
 	}
 	req, cancel, err := c.newRequest(ctx, r)
@@ -397,6 +403,7 @@ func (c *Client) Exchange(ctx context.Context, r Request, maxBody int64) (res Re
 			p = r.Target.Retry
 		}
 		res.Retryable = Retryable(p, res.Class, res.Status, res.Err)
+		res.Probe = r.probe
 	}()
 
 	req, resp, err := c.send(ctx, &r)
