@@ -36,26 +36,8 @@ func TestOpenCircuitDefersDeliveriesWithoutSpendingAttempts(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	tc := newTargetConfig(t, "crm", tg.srv.URL+"/in")
-	tc.Retry.MaxAttempts = 3 // without the breaker, the outage would kill them
-	tc.Retry.Initial, tc.Retry.Max = config.Duration(time.Millisecond), config.Duration(5*time.Millisecond)
-	tc.CircuitBreaker = &config.CircuitBreaker{
-		Window: config.Duration(time.Minute), MinRequests: 1000, FailureRatio: 1,
-		ConsecutiveFailures: 2, OpenFor: config.Duration(50 * time.Millisecond), Probes: 1,
-	}
-	cfg := newConfig(tc)
-	client := upstream.New(upstream.Options{Logger: testLogger(t)})
-	t.Cleanup(client.Close)
-	client.SetTargets(cfg.Targets)
-	d := NewDispatcher(st, client, DispatcherOptions{Logger: testLogger(t)})
-	d.SetConfig(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	// Without the breaker, the outage would kill them (3 attempts).
+	d := runBreakerDispatcher(t, st, tg.srv.URL+"/in", 50*time.Millisecond)
 
 	const n = 20
 	ids := acceptN(t, st, n, "crm")
@@ -101,26 +83,7 @@ func TestFailedProbesSpendNoAttempts(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	tc := newTargetConfig(t, "crm", tg.srv.URL+"/in")
-	tc.Retry.MaxAttempts = 3
-	tc.Retry.Initial, tc.Retry.Max = config.Duration(time.Millisecond), config.Duration(5*time.Millisecond)
-	tc.CircuitBreaker = &config.CircuitBreaker{
-		Window: config.Duration(time.Minute), MinRequests: 1000, FailureRatio: 1,
-		ConsecutiveFailures: 2, OpenFor: config.Duration(20 * time.Millisecond), Probes: 1,
-	}
-	cfg := newConfig(tc)
-	client := upstream.New(upstream.Options{Logger: testLogger(t)})
-	t.Cleanup(client.Close)
-	client.SetTargets(cfg.Targets)
-	d := NewDispatcher(st, client, DispatcherOptions{Logger: testLogger(t)})
-	d.SetConfig(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	d := runBreakerDispatcher(t, st, tg.srv.URL+"/in", 20*time.Millisecond)
 
 	ids := acceptN(t, st, 1, "crm")
 	d.Notify("crm")
@@ -154,4 +117,33 @@ func TestFailedProbesSpendNoAttempts(t *testing.T) {
 		want = append(want, i+1)
 	}
 	require.ElementsMatch(t, want, numbers, "attempt numbers count on across probes")
+}
+
+// runBreakerDispatcher runs a dispatcher for target crm at url, with 3
+// attempts a few milliseconds apart and a breaker that opens on 2
+// failures in a row for openFor, one probe at a time. It stops with the
+// test.
+func runBreakerDispatcher(t *testing.T, st fanout.Store, url string, openFor time.Duration) *Dispatcher {
+	t.Helper()
+	tc := newTargetConfig(t, "crm", url)
+	tc.Retry.MaxAttempts = 3
+	tc.Retry.Initial, tc.Retry.Max = config.Duration(time.Millisecond), config.Duration(5*time.Millisecond)
+	tc.CircuitBreaker = &config.CircuitBreaker{
+		Window: config.Duration(time.Minute), MinRequests: 1000, FailureRatio: 1,
+		ConsecutiveFailures: 2, OpenFor: config.Duration(openFor), Probes: 1,
+	}
+	cfg := newConfig(tc)
+	client := upstream.New(upstream.Options{Logger: testLogger(t)})
+	t.Cleanup(client.Close)
+	client.SetTargets(cfg.Targets)
+	d := NewDispatcher(st, client, DispatcherOptions{Logger: testLogger(t)})
+	d.SetConfig(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return d
 }
