@@ -25,6 +25,10 @@ var (
 	// target's egress budget had no room for it in time
 	// (ClassRateLimited).
 	ErrRateLimited = errors.New("egress rate limited")
+	// ErrConflict is returned when a change does not fit the current
+	// state: a subscription that cannot move to the state asked for, a
+	// second subscription of a tenant to a route, a key name in use.
+	ErrConflict = errors.New("conflict")
 	// ErrClosed is returned by components used after Close.
 	ErrClosed = errors.New("closed")
 )

@@ -408,6 +408,9 @@ type Route struct {
 	// Lifecycle is where the route is in its life (lifecycle.go). Default:
 	// published.
 	Lifecycle Lifecycle `yaml:"lifecycle"`
+	// Access says whether a tenant needs a subscription to call the route
+	// (access.go). Default: no subscription needed.
+	Access Access `yaml:"access"`
 }
 
 // Match selects the requests of a route.

@@ -259,8 +259,8 @@ func (v *validator) routeSecurity(p fieldPath, r *Route) {
 	switch r.Auth {
 	case "", AuthNone:
 	case AuthAPIKey:
-		if !slices.ContainsFunc(slices.Collect(maps.Values(c.Tenants)), func(t *Tenant) bool { return t != nil && len(t.Keys) > 0 }) {
-			v.add(ap, "auth api_key needs at least one key under tenants (`fanout keys new` makes one)")
+		if !slices.ContainsFunc(slices.Collect(maps.Values(c.Tenants)), (*Tenant).canHaveKeys) {
+			v.add(ap, "auth api_key needs at least one key under tenants (`fanout keys new` makes one), or a tenant with an admin_token_sha256 to create its own (POST /v1/keys)")
 		}
 	case AuthJWT:
 		if c.JWT == nil {
@@ -289,8 +289,8 @@ func (v *validator) routeSecurity(p fieldPath, r *Route) {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			}
 			v.add(ep, "%s", msg)
-		case r.Auth == AuthAPIKey && len(c.Tenants[name].Keys) == 0:
-			v.add(ep, "tenant %q has no keys, so it cannot call a route with auth api_key", name)
+		case r.Auth == AuthAPIKey && !c.Tenants[name].canHaveKeys():
+			v.add(ep, "tenant %q has no keys and no admin_token_sha256 to create one, so it cannot call a route with auth api_key", name)
 		default:
 			seen[name] = i
 		}
@@ -337,4 +337,10 @@ func (c *Config) compileSchemas(skip map[string]bool) ErrorList {
 		r.CompiledSchema = s
 	}
 	return v.errs
+}
+
+// canHaveKeys reports whether t has API keys in the config or may create
+// its own with its admin token (self-service keys, POST /v1/keys).
+func (t *Tenant) canHaveKeys() bool {
+	return t != nil && (len(t.Keys) > 0 || t.AdminTokenSHA256 != "")
 }

@@ -489,6 +489,7 @@ func (v *validator) routes(rp fieldPath) {
 func (v *validator) route(p fieldPath, r *Route) {
 	v.routeSecurity(p, r) // auth, tenants, rate_limit, schema: every mode
 	v.lifecycle(p, r)     // lifecycle (lifecycle.go)
+	v.access(p, r)        // access (access.go)
 	mode := string(r.Mode)
 	modes := supportedModes()
 	known := slices.Contains(modes, mode)
