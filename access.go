@@ -214,3 +214,31 @@ func NewSubscriptionID() string { return "sub_" + ulid.MustNew(ulid.Now(), rand.
 
 // NewKeyID returns a new key id: "key_" and a ULID.
 func NewKeyID() string { return "key_" + ulid.MustNew(ulid.Now(), rand.Reader).String() }
+
+// CanMoveTo reports whether a subscription in s may be decided to: active
+// from pending, rejected or revoked (approve, also an operator undoing a
+// rejection or a revocation); rejected from pending; revoked from active
+// or pending.
+func (s SubscriptionState) CanMoveTo(to SubscriptionState) bool {
+	switch to {
+	case SubscriptionActive:
+		return s == SubscriptionPending || s == SubscriptionRejected || s == SubscriptionRevoked
+	case SubscriptionRejected:
+		return s == SubscriptionPending
+	case SubscriptionRevoked:
+		return s == SubscriptionActive || s == SubscriptionPending
+	}
+	return false
+}
+
+// DecisionAction is the audit action of a decision that moves a
+// subscription to to.
+func DecisionAction(to SubscriptionState) string {
+	switch to {
+	case SubscriptionActive:
+		return AuditSubscriptionApprove
+	case SubscriptionRejected:
+		return AuditSubscriptionReject
+	}
+	return AuditSubscriptionRevoke
+}

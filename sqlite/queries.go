@@ -336,3 +336,37 @@ const (
     FROM deliveries WHERE state = 'dead' GROUP BY target
 ) GROUP BY target ORDER BY target`
 )
+
+// Access (access.go): subscriptions, self-service keys, the audit log and
+// the access version.
+const (
+	subscriptionColumns = `id, tenant, route, state, note, reason, decided_by, requested_at, decided_at`
+	apiKeyColumns       = `id, tenant, name, prefix, sha256, created_at, expires_at, revoked_at, last_used_at`
+	auditColumns        = `id, at, actor, action, subject, tenant, route, reason`
+
+	qGetSubscription      = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE id = ?`
+	qSubscriptionOf       = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE tenant = ? AND route = ?`
+	qInsertSubscription   = `INSERT INTO subscriptions (id, tenant, route, state, note, requested_at) VALUES (?, ?, ?, ?, ?, ?)`
+	qRequestSubscription  = `UPDATE subscriptions SET state = ?, note = ?, reason = '', decided_by = '', requested_at = ?, decided_at = NULL WHERE id = ?`
+	qDecideSubscription   = `UPDATE subscriptions SET state = ?, reason = ?, decided_by = ?, decided_at = ? WHERE id = ?`
+	qActiveSubscriptions  = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE state = 'active' ORDER BY requested_at, id`
+	qListSubscriptionsSQL = `SELECT ` + subscriptionColumns + ` FROM subscriptions
+WHERE (?1 = '' OR tenant = ?1) AND (?2 = '' OR route = ?2) AND (?3 = '' OR state = ?3)
+ORDER BY requested_at, id`
+
+	qInsertKey   = `INSERT INTO api_keys (id, tenant, name, prefix, sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qLiveKeyName = `SELECT 1 FROM api_keys WHERE tenant = ? AND name = ? AND revoked_at IS NULL`
+	qListKeys    = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE (?1 = '' OR tenant = ?1) ORDER BY created_at, id`
+	qGetKey      = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE id = ? AND (?2 = '' OR tenant = ?2)`
+	qRevokeKey   = `UPDATE api_keys SET revoked_at = ? WHERE id = ?`
+	qTouchKey    = `UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)`
+	qLiveKeys    = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id`
+
+	qInsertAudit = `INSERT INTO audit_log (at, actor, action, subject, tenant, route, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qListAudit   = `SELECT ` + auditColumns + ` FROM audit_log
+WHERE at >= ?1 AND id > ?2 AND (?3 = '' OR tenant = ?3)
+ORDER BY id LIMIT ?4`
+
+	qAccessVersion = `SELECT version FROM access_version WHERE one = 1`
+	qBumpAccess    = `UPDATE access_version SET version = version + 1 WHERE one = 1`
+)

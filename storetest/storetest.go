@@ -41,6 +41,7 @@ func Run(t *testing.T, newDatabase func(t *testing.T) func() fanout.Store) {
 		{"Purge", purgeTests()},
 		{"Backlog", backlogTests()},
 		{"Steps", stepsTests()},
+		{"Access", accessTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
