@@ -163,12 +163,12 @@ func TestMigrateConcurrently(t *testing.T) {
 	}
 	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[applied])
 	require.NoError(t, err)
-	require.Equal(t, []applied{{1, "init"}, {2, "steps"}, {3, "nodes"}, {4, "attempt_count"}}, got, "every migration recorded once")
+	require.Equal(t, []applied{{1, "init"}, {2, "steps"}, {3, "nodes"}, {4, "attempt_count"}, {5, "access"}}, got, "every migration recorded once")
 
 	var tables int
 	require.NoError(t, conn.QueryRow(t.Context(),
 		"SELECT count(*) FROM pg_tables WHERE schemaname = $1", schema).Scan(&tables))
-	require.Equal(t, 6, tables, "messages, deliveries, attempts, idempotency_keys, nodes, fanout_migrations")
+	require.Equal(t, 10, tables, "messages, deliveries, attempts, idempotency_keys, nodes, subscriptions, api_keys, audit_log, access_version, fanout_migrations")
 
 	// The schema works from every process.
 	m := message("r", time.Now())

@@ -398,3 +398,45 @@ const (
     FROM deliveries WHERE state = 'dead' GROUP BY target
 ) AS b GROUP BY target ORDER BY target`
 )
+
+// Access (access.go): subscriptions, self-service keys, the audit log and
+// the access version.
+const (
+	subscriptionColumns = `id, tenant, route, state, note, reason, decided_by, requested_at, decided_at`
+	apiKeyColumns       = `id, tenant, name, prefix, sha256, created_at, expires_at, revoked_at, last_used_at`
+	auditColumns        = `id, at, actor, action, subject, tenant, route, reason`
+
+	// qInsertSubscription inserts a request unless the tenant has one
+	// for the route; qLockSubscriptionOf then reads that one, locked.
+	qInsertSubscription = `INSERT INTO subscriptions (id, tenant, route, state, note, requested_at) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (tenant, route) DO NOTHING`
+	qLockSubscriptionOf  = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE tenant = $1 AND route = $2 FOR UPDATE`
+	qGetSubscription     = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE id = $1`
+	qLockSubscription    = qGetSubscription + ` FOR UPDATE`
+	qRequestSubscription = `UPDATE subscriptions SET state = $1, note = $2, reason = '', decided_by = '', requested_at = $3, decided_at = NULL WHERE id = $4`
+	qDecideSubscription  = `UPDATE subscriptions SET state = $1, reason = $2, decided_by = $3, decided_at = $4 WHERE id = $5`
+	qActiveSubscriptions = `SELECT ` + subscriptionColumns + ` FROM subscriptions WHERE state = 'active' ORDER BY requested_at, id`
+	qListSubscriptions   = `SELECT ` + subscriptionColumns + ` FROM subscriptions
+WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR route = $2) AND ($3 = '' OR state = $3)
+ORDER BY requested_at, id`
+
+	qInsertKey   = `INSERT INTO api_keys (id, tenant, name, prefix, sha256, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	qLiveKeyName = `SELECT 1 FROM api_keys WHERE tenant = $1 AND name = $2 AND revoked_at IS NULL`
+	qListKeys    = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE ($1 = '' OR tenant = $1) ORDER BY created_at, id`
+	qLockKey     = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE id = $1 AND ($2 = '' OR tenant = $2) FOR UPDATE`
+	qRevokeKey   = `UPDATE api_keys SET revoked_at = $1 WHERE id = $2`
+	qTouchKeys   = `UPDATE api_keys AS k SET last_used_at = u.at
+FROM unnest($1::text[], $2::timestamptz[]) AS u (id, at)
+WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`
+	qLiveKeys = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id`
+
+	qInsertAudit = `INSERT INTO audit_log (at, actor, action, subject, tenant, route, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	qListAudit   = `SELECT ` + auditColumns + ` FROM audit_log
+WHERE ($1::timestamptz IS NULL OR at >= $1) AND id > $2 AND ($3 = '' OR tenant = $3)
+ORDER BY id LIMIT $4`
+
+	qAccessVersion = `SELECT version FROM access_version WHERE one = 1`
+	// qBumpAccess takes the version row's lock until the transaction
+	// ends: access changes commit one at a time, in version order.
+	qBumpAccess = `UPDATE access_version SET version = version + 1 WHERE one = 1`
+)

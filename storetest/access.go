@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,6 +306,48 @@ func accessTests() []test {
 			require.NoError(t, err)
 			require.Len(t, g, 1)
 			require.Equal(t, "z", g[0].Reason)
+		}},
+		{"ConcurrentRequests", func(t *testing.T, b *bundle) {
+			// Requests of one tenant for one route, and keys of one name,
+			// made at once: one of each wins, the others conflict.
+			as := b.access()
+			const n = 8
+			subErrs := make(chan error, n)
+			keyErrs := make(chan error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					_, err := as.CreateSubscription(b.ctx, fanout.CreateSubscriptionParams{
+						ID: fanout.NewSubscriptionID(), Tenant: "acme", Route: "orders",
+						State: fanout.SubscriptionPending, Actor: "tenant:acme", Now: b.t0,
+					})
+					subErrs <- err
+					keyErrs <- as.CreateKey(b.ctx, fanout.CreateKeyParams{Actor: "tenant:acme", Key: fanout.APIKey{
+						ID: fanout.NewKeyID(), Tenant: "acme", Name: "ci", Prefix: "fo_c",
+						SHA256: sha(fmt.Sprint("concurrent", i)), CreatedAt: b.t0,
+					}})
+				})
+			}
+			wg.Wait()
+			close(subErrs)
+			close(keyErrs)
+			for _, errs := range []chan error{subErrs, keyErrs} {
+				won := 0
+				for err := range errs {
+					if err == nil {
+						won++
+						continue
+					}
+					require.ErrorIs(t, err, fanout.ErrConflict)
+				}
+				require.Equal(t, 1, won)
+			}
+			subs, err := as.ListSubscriptions(b.ctx, fanout.ListSubscriptionsParams{})
+			require.NoError(t, err)
+			require.Len(t, subs, 1)
+			keys, err := as.ListKeys(b.ctx, "acme")
+			require.NoError(t, err)
+			require.Len(t, keys, 1)
 		}},
 		{"Durable", func(t *testing.T, b *bundle) {
 			sub := b.request("acme", "orders", fanout.SubscriptionActive, b.t0)
