@@ -336,3 +336,102 @@ type BackfillResponse struct {
 	// Queued is how many deliveries were added.
 	Queued int `json:"queued"`
 }
+
+// SubscriptionRequest is the body of POST /v1/subscriptions.
+type SubscriptionRequest struct {
+	// Route is the route asked for; its access.subscription must be auto
+	// or approval.
+	Route string `json:"route"`
+	// Note tells the operator why (at most 1000 bytes).
+	Note string `json:"note,omitempty"`
+	// Tenant is the tenant asked for, with the admin token only; a
+	// tenant token asks for its own tenant.
+	Tenant string `json:"tenant,omitempty"`
+}
+
+// DecisionRequest is the body of POST /v1/subscriptions/{id}/approve,
+// /reject and /revoke.
+type DecisionRequest struct {
+	// Reason is kept with the decision and in the audit log (at most
+	// 1000 bytes).
+	Reason string `json:"reason,omitempty"`
+}
+
+// Subscription is a tenant's access to a route that needs one.
+type Subscription struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	Route  string `json:"route"`
+	// State is pending, active, rejected or revoked.
+	State       string     `json:"state"`
+	Note        string     `json:"note,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	DecidedBy   string     `json:"decided_by,omitempty"`
+	RequestedAt time.Time  `json:"requested_at"`
+	DecidedAt   *time.Time `json:"decided_at,omitempty"`
+}
+
+// SubscriptionsResponse is the body of GET /v1/subscriptions.
+type SubscriptionsResponse struct {
+	Subscriptions []Subscription `json:"subscriptions"`
+}
+
+// AuditEntry is one decision or key change.
+type AuditEntry struct {
+	ID int64     `json:"id"`
+	At time.Time `json:"at"`
+	// Actor is "admin" or "tenant:<name>".
+	Actor string `json:"actor"`
+	// Action is subscription.request, subscription.approve,
+	// subscription.reject, subscription.revoke, key.create or key.revoke.
+	Action string `json:"action"`
+	// Subject is the id of the subscription or the key.
+	Subject string `json:"subject"`
+	Tenant  string `json:"tenant"`
+	Route   string `json:"route,omitempty"`
+	// Reason is the note, the reason or (key.create) the key's name.
+	Reason string `json:"reason,omitempty"`
+}
+
+// AuditResponse is the body of GET /v1/audit.
+type AuditResponse struct {
+	Entries []AuditEntry `json:"entries"`
+	// NextAfter is the after of the next page; 0 on the last page.
+	NextAfter int64 `json:"next_after,omitempty"`
+}
+
+// KeyRequest is the body of POST /v1/keys.
+type KeyRequest struct {
+	// Name tells the tenant's keys apart: letters, digits, '_', '-', '.'.
+	Name string `json:"name"`
+	// ExpiresAt is when the key stops working, RFC 3339; "" never.
+	ExpiresAt string `json:"expires_at,omitempty"`
+	// Tenant, with the admin token only; a tenant token makes its own.
+	Tenant string `json:"tenant,omitempty"`
+}
+
+// Key is a self-service API key as listed: never the key itself.
+type Key struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	Name   string `json:"name"`
+	// Prefix is the key's first characters.
+	Prefix     string     `json:"prefix"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}
+
+// NewKeyResponse is the body of POST /v1/keys: the key, shown this once.
+type NewKeyResponse struct {
+	Key
+	// Secret is the API key to send (Authorization: Bearer or
+	// X-Api-Key). It is not stored and cannot be shown again.
+	Secret string `json:"key"`
+}
+
+// KeysResponse is the body of GET /v1/keys.
+type KeysResponse struct {
+	Keys []Key `json:"keys"`
+}

@@ -109,6 +109,8 @@ type bundle struct {
 	cfg    atomic.Pointer[config.Config]
 	ready  atomic.Bool
 	now    time.Time
+	// accessChanges counts the calls of AccessChanged.
+	accessChanges atomic.Int64
 
 	mu       sync.Mutex
 	notified []string
@@ -156,8 +158,10 @@ func setup(t *testing.T, so ...setupOpts) *bundle {
 			}
 			return stats.SeriesHandler(o.stats)
 		}(),
-		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil)),
-		Now:    func() time.Time { return b.now },
+		Logger:        slog.New(slog.NewTextHandler(tWriter{t}, nil)),
+		Now:           func() time.Time { return b.now },
+		Access:        store,
+		AccessChanged: func() { b.accessChanges.Add(1) },
 	}))
 	t.Cleanup(b.srv.Close)
 	b.client = admin.NewClient(b.srv.URL, testToken, b.httpClient())

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/fanouthq/fanout"
 	"github.com/fanouthq/fanout/config"
 )
 
@@ -142,7 +143,7 @@ func openAPIOperations(t *testing.T) []string {
 // checks that the mux routes it (no 404 not_found, no 405).
 func TestOpenAPICoversEveryEndpoint(t *testing.T) {
 	t.Parallel()
-	opts := Options{Pprof: true, Metrics: http.NotFoundHandler(), Stats: http.NotFoundHandler(),
+	opts := Options{Pprof: true, Metrics: http.NotFoundHandler(), Stats: http.NotFoundHandler(), Access: noAccess{},
 		StatsSeries: http.NotFoundHandler(), Token: "t"}
 
 	var registered []string
@@ -164,3 +165,6 @@ func TestOpenAPICoversEveryEndpoint(t *testing.T) {
 		require.NotEmptyf(t, pattern, "%s is documented but the mux does not route %s %s", op, method, path)
 	}
 }
+
+// noAccess is an AccessStore that only mounts the access endpoints.
+type noAccess struct{ fanout.AccessStore }

@@ -17,6 +17,7 @@ import (
 	"github.com/fanouthq/fanout/apierror"
 	"github.com/fanouthq/fanout/balance"
 	"github.com/fanouthq/fanout/config"
+	"github.com/fanouthq/fanout/ratelimit"
 )
 
 // Options configure a Server. Only Store is required.
@@ -53,6 +54,13 @@ type Options struct {
 	// circuit) for GET /v1/targets; upstream.Client.TargetStatus is one.
 	// Nil: every server is shown up, with no circuit state.
 	Targets func() []balance.TargetStatus
+	// Access keeps subscriptions, self-service keys and the audit log
+	// (the store, when it implements fanout.AccessStore). Nil: the
+	// /v1/subscriptions, /v1/keys and /v1/audit endpoints are not mounted.
+	Access fanout.AccessStore
+	// AccessChanged is called after a change to Access, so that this
+	// node's view of it reloads at once. Nil: nothing to tell.
+	AccessChanged func()
 }
 
 // Server is the admin API. It is an http.Handler; create it with New.
@@ -62,6 +70,7 @@ type Server struct {
 	now       func() time.Time
 	tokenHash []byte // sha256 of Token; nil when Token is empty
 	mux       *http.ServeMux
+	keyLimit  *ratelimit.Limiter // key creation, per tenant (access.go)
 }
 
 // handlerFunc is an admin handler: it writes a success answer itself and
@@ -115,6 +124,17 @@ var endpoints = []endpoint{
 	{method: http.MethodGet, path: "/v1/stats", handle: (*Server).stats, enabled: withStats},
 	{method: http.MethodGet, path: "/v1/stats/series", handle: (*Server).statsSeries, enabled: withSeries},
 
+	{method: http.MethodPost, path: "/v1/subscriptions", handle: (*Server).createSubscription, enabled: withAccess},
+	{method: http.MethodGet, path: "/v1/subscriptions", handle: (*Server).listSubscriptions, enabled: withAccess},
+	{method: http.MethodGet, path: "/v1/subscriptions/{id}", handle: (*Server).getSubscription, enabled: withAccess},
+	{method: http.MethodPost, path: "/v1/subscriptions/{id}/approve", handle: (*Server).approveSubscription, enabled: withAccess},
+	{method: http.MethodPost, path: "/v1/subscriptions/{id}/reject", handle: (*Server).rejectSubscription, enabled: withAccess},
+	{method: http.MethodPost, path: "/v1/subscriptions/{id}/revoke", handle: (*Server).revokeSubscription, enabled: withAccess},
+	{method: http.MethodGet, path: "/v1/audit", handle: (*Server).listAudit, enabled: withAccess},
+	{method: http.MethodPost, path: "/v1/keys", handle: (*Server).createKey, enabled: withAccess},
+	{method: http.MethodGet, path: "/v1/keys", handle: (*Server).listKeys, enabled: withAccess},
+	{method: http.MethodDelete, path: "/v1/keys/{id}", handle: (*Server).revokeKey, enabled: withAccess},
+
 	{method: http.MethodGet, path: "/debug/pprof/", handle: (*Server).pprofIndex, enabled: withPprof},
 	{method: http.MethodGet, path: "/debug/pprof/{profile}", handle: (*Server).pprofProfile, enabled: withPprof},
 	{method: http.MethodPost, path: "/debug/pprof/symbol", handle: (*Server).pprofProfile, enabled: withPprof},
@@ -134,6 +154,7 @@ func New(opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.keyLimit = ratelimit.New(1/keyRefill.Seconds(), keyBurst, ratelimit.Options{Now: s.now})
 	if opts.Token != "" {
 		h := sha256.Sum256([]byte(opts.Token))
 		s.tokenHash = h[:]

@@ -27,6 +27,15 @@ var tenantEndpoints = map[string]bool{
 	"DELETE /v1/messages/{id}":      true,
 	"POST /v1/messages/{id}/replay": true,
 	"POST /v1/deliveries/replay":    true,
+	// Access (access.go): a tenant asks for subscriptions and manages its
+	// own keys; only the admin token decides.
+	"POST /v1/subscriptions":     true,
+	"GET /v1/subscriptions":      true,
+	"GET /v1/subscriptions/{id}": true,
+	"GET /v1/audit":              true,
+	"POST /v1/keys":              true,
+	"GET /v1/keys":               true,
+	"DELETE /v1/keys/{id}":       true,
 }
 
 // scopeKey is the context key of the tenant a request is limited to.
@@ -49,7 +58,7 @@ func (s *Server) tenantRequest(r *http.Request, e endpoint) (*http.Request, erro
 	case !ok:
 		return r, errUnauthorized()
 	case !tenantEndpoints[e.pattern()]:
-		return r, apierror.Forbidden("a tenant admin token may only list, show, replay and delete its tenant's messages")
+		return r, apierror.Forbidden("a tenant admin token may only manage its tenant's messages, subscription requests and keys; decisions need the admin token")
 	}
 	return r.WithContext(context.WithValue(r.Context(), scopeKey{}, tenant)), nil
 }
