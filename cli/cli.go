@@ -49,6 +49,15 @@ Usage:
   fanout migrate  [--config FILE]                apply store migrations and exit
   fanout keys new [--tenant T --name N --admin]  make an API key and print its config entry
   fanout keys hash < keyfile                     print the SHA-256 of a key
+  fanout keys create --name N [--expires-at T]   create a self-service API key (admin API)
+  fanout keys list [--tenant T]                  list self-service keys, never the keys
+  fanout keys revoke ID                          revoke a self-service key
+  fanout subscriptions request ROUTE [--note N]  ask for access to a route (admin API)
+  fanout subscriptions list [filters]            list subscriptions
+  fanout subscriptions approve ID [--reason R]   approve a subscription (admin token)
+  fanout subscriptions reject ID [--reason R]    reject a pending subscription
+  fanout subscriptions revoke ID [--reason R]    revoke a subscription
+  fanout audit    [--since 24h]                  every decision and key change (admin API)
   fanout echo     [--listen ADDR]                run an echo target (for trials and benchmarks)
   fanout version                                 print the version
   fanout help [COMMAND]                          this help, or a command's
@@ -56,7 +65,8 @@ Usage:
 Every command takes -h or --help for its flags.
 
 Environment: FANOUT_CONFIG (default config path), FANOUT_URL (send),
-FANOUT_ADMIN_URL and FANOUT_ADMIN_TOKEN (messages).
+FANOUT_ADMIN_URL and FANOUT_ADMIN_TOKEN (messages, keys create|list|revoke,
+subscriptions, audit).
 
 ` + exitCodes
 
@@ -92,6 +102,10 @@ func Main(ctx context.Context, args []string, env Env) int {
 		err = runMigrate(ctx, args[1:], env)
 	case "keys":
 		err = runKeys(ctx, args[1:], env)
+	case "subscriptions":
+		err = runSubscriptions(ctx, args[1:], env)
+	case "audit":
+		err = runAudit(ctx, args[1:], env)
 	case "echo":
 		err = runEcho(ctx, args[1:], env)
 	case "version", "--version", "-v":

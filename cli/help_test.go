@@ -26,6 +26,15 @@ var commands = []struct {
 	{[]string{"migrate"}, []string{"-config"}, []string{"-listen"}},
 	{[]string{"keys", "new"}, []string{"-tenant", "-name", "-admin"}, []string{"-config"}},
 	{[]string{"keys", "hash"}, nil, []string{"-tenant"}},
+	{[]string{"keys", "create"}, []string{"-admin-url", "-name", "-expires-at", "-tenant", "-json"}, []string{"-admin"}},
+	{[]string{"keys", "list"}, []string{"-admin-url", "-tenant", "-json"}, []string{"-name"}},
+	{[]string{"keys", "revoke"}, []string{"-admin-url"}, []string{"-tenant"}},
+	{[]string{"subscriptions", "request"}, []string{"-admin-url", "-note", "-tenant", "-json"}, []string{"-reason"}},
+	{[]string{"subscriptions", "list"}, []string{"-admin-url", "-route", "-tenant", "-state", "-json"}, []string{"-reason"}},
+	{[]string{"subscriptions", "approve"}, []string{"-admin-url", "-reason"}, []string{"-note"}},
+	{[]string{"subscriptions", "reject"}, []string{"-admin-url", "-reason"}, []string{"-note"}},
+	{[]string{"subscriptions", "revoke"}, []string{"-admin-url", "-reason"}, []string{"-note"}},
+	{[]string{"audit"}, []string{"-admin-url", "-since", "-tenant", "-json"}, []string{"-reason"}},
 	{[]string{"echo"}, []string{"-listen", "-name"}, []string{"-config"}},
 }
 

@@ -13,14 +13,20 @@ import (
 const keysUsage = `usage:
   fanout keys new  [--tenant T] [--name N] [--admin]   make a key and print its config entry
   fanout keys hash                                     print the SHA-256 of a key read from standard input
+  fanout keys create --name N [--expires-at T]         create a self-service key (admin API)
+  fanout keys list [--tenant T]                        list self-service keys (admin API)
+  fanout keys revoke ID                                revoke a self-service key (admin API)
 
 A key is printed once: hand it to the client (or keep it in a secret
 manager). The config stores only its SHA-256, so a leaked config leaks no
 key. With --admin the key is a tenant admin token (admin_token_sha256).
+create, list and revoke manage keys kept in the store instead, through the
+admin API at $FANOUT_ADMIN_URL with $FANOUT_ADMIN_TOKEN (a tenant admin
+token manages its own tenant's).
 
 ` + exitCodes
 
-func runKeys(_ context.Context, args []string, env Env) error {
+func runKeys(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 {
 		fmt.Fprint(env.Stderr, keysUsage)
 		return exitError{2}
@@ -30,6 +36,12 @@ func runKeys(_ context.Context, args []string, env Env) error {
 		return runKeysNew(args[1:], env)
 	case "hash":
 		return runKeysHash(args[1:], env)
+	case "create":
+		return runKeysCreate(ctx, args[1:], env)
+	case "list":
+		return runKeysList(ctx, args[1:], env)
+	case "revoke":
+		return runKeysRevoke(ctx, args[1:], env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, keysUsage)
 		return errHelp
