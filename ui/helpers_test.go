@@ -115,6 +115,7 @@ func setup(t testing.TB) *bundle {
 		Logger:      logger,
 		Stats:       stats.Handler(b.stats, store),
 		StatsSeries: stats.SeriesHandler(b.stats),
+		Access:      store,
 	})
 	dash := ui.New(ui.Options{API: api, Config: b.cfg.Load, Logger: logger, Now: clock,
 		IdleTimeout: 10 * time.Minute, SessionTTL: time.Hour})

@@ -167,6 +167,12 @@ func (h *Handler) routes() {
 	h.mux.Handle("POST /ui/dead/replay", h.action(h.bulkReplay))
 	h.mux.Handle("GET /ui/routes/{name}/backfill", h.page(h.backfillPage))
 	h.mux.Handle("POST /ui/routes/{name}/backfill", h.action(h.backfill))
+
+	h.mux.Handle("GET /ui/access", h.page(h.accessPage))
+	h.mux.Handle("POST /ui/access/subscriptions", h.action(h.requestAccess))
+	h.mux.Handle("POST /ui/access/subscriptions/{id}/{action}", h.action(h.decideAccess))
+	h.mux.Handle("POST /ui/access/keys", h.action(h.createKey))
+	h.mux.Handle("POST /ui/access/keys/{id}/revoke", h.action(h.revokeKey))
 }
 
 // ServeHTTP serves the dashboard; paths outside /ui/ are not its own.
@@ -387,7 +393,7 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, s *session
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
 var pageNames = []string{"login.html", "error.html", "overview.html", "messages.html", "message.html",
-	"delete.html", "dead.html", "replay.html", "backfill.html"}
+	"delete.html", "dead.html", "replay.html", "backfill.html", "access.html"}
 
 func parsePages() map[string]*template.Template {
 	out := make(map[string]*template.Template, len(pageNames))

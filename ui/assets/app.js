@@ -170,3 +170,25 @@
   }
   setInterval(refreshCharts, 10000);
 })();
+
+// Copy buttons (the portal's new key): copy the value of the input a
+// button names, and say so to screen readers.
+(function () {
+  "use strict";
+  document.querySelectorAll("button[data-copy]").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var input = document.getElementById(b.dataset.copy);
+      var said = document.querySelector('[data-copied-for="' + CSS.escape(b.dataset.copy) + '"]');
+      if (!input) return;
+      input.select();
+      var done = function () { if (said) said.textContent = "Copied."; };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(input.value).then(done, function () {
+          if (said) said.textContent = "Selected: press Ctrl+C (or ⌘C) to copy.";
+        });
+      } else {
+        if (said) said.textContent = "Selected: press Ctrl+C (or ⌘C) to copy.";
+      }
+    });
+  });
+})();
