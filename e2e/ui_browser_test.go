@@ -115,6 +115,8 @@ routes:
   - {name: orders, match: {method: POST, path: /orders}, mode: async, targets: [billing, crm]}
   - {name: lookup, match: {method: POST, path: /lookup}, mode: all, targets: [billing]}
   - {name: partner, match: {method: POST, path: /partner}, mode: async, targets: [crm], auth: api_key, tenants: [acme, beta]}
+  - {name: members, match: {method: POST, path: /members}, mode: async, targets: [billing], auth: api_key, access: {subscription: approval}}
+  - {name: vip, match: {method: POST, path: /vip}, mode: async, targets: [billing], auth: api_key, tenants: [beta], access: {subscription: approval}}
   - name: pipeline
     match: {method: POST, path: /pipeline}
     mode: steps
@@ -127,7 +129,7 @@ routes:
 		hash(acmeKey), hash(acmeToken), hash(betaKey), hash(betaToken)))
 	startFanout(t, cfgPath, listen, adminAddr)
 
-	cmd := exec.Command(node, "--test", "--test-concurrency=1", "dashboard.test.mjs")
+	cmd := exec.Command(node, "--test", "--test-concurrency=1", "dashboard.test.mjs", "portal.test.mjs")
 	cmd.Dir = suite
 	cmd.Env = append(os.Environ(),
 		"FANOUT_UI_URL=http://"+adminAddr+"/ui/",
