@@ -93,19 +93,26 @@ func invalid(reason, msg string) *Error {
 	return &Error{Status: http.StatusUnauthorized, Reason: reason, Message: msg, invalidToken: true}
 }
 
+// KeyLookup finds the identity of an API key: *Keys (the keys of the
+// config file) is one, the gateway's chain of those and the self-service
+// keys of the store (package access) another.
+type KeyLookup interface {
+	Lookup(key string) (Identity, bool)
+}
+
 // Guard applies one route's auth setting. It is immutable and safe for
 // concurrent use.
 type Guard struct {
 	mode    config.AuthMode
 	tenants map[string]bool // nil: any tenant
-	keys    *Keys
+	keys    KeyLookup
 	jwt     *JWT
 }
 
 // NewGuard returns the guard of a route with the given auth mode and
 // allowed tenants (empty: any). keys is needed for api_key, jwt for jwt.
 // It returns nil for mode none (or ""): nothing to check.
-func NewGuard(mode config.AuthMode, tenants []string, keys *Keys, jwt *JWT) (*Guard, error) {
+func NewGuard(mode config.AuthMode, tenants []string, keys KeyLookup, jwt *JWT) (*Guard, error) {
 	g := &Guard{mode: mode, keys: keys, jwt: jwt}
 	switch mode {
 	case "", config.AuthNone:

@@ -61,6 +61,12 @@ type Options struct {
 	// attempt span as their parent. Nil: no spans, and an inbound
 	// traceparent is passed on as is (a new one made when there is none).
 	Tracer trace.Tracer
+	// Access is the access state decided at run time: self-service API
+	// keys (checked after the config's keys) and subscriptions (routes
+	// with access.subscription). Nil: no self-service key is accepted and
+	// every caller of a route that needs a subscription is refused 403
+	// subscription_required.
+	Access Access
 	// Now is the clock that dates a deprecated route without
 	// deprecated_at (when the config that deprecated it was loaded).
 	// Nil: time.Now.
@@ -92,6 +98,7 @@ type Hooks struct {
 // route of the config and runs the route's mode. It is safe for concurrent
 // use; Load swaps the config while requests are served.
 type Gateway struct {
+	access    Access // nil: none
 	table     atomic.Pointer[table]
 	log       *slog.Logger
 	client    *upstream.Client
@@ -121,7 +128,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if now == nil {
 		now = time.Now
 	}
-	t, err := compile(cfg, opts.Logger, now())
+	t, err := compile(cfg, opts.Logger, now(), opts.Access)
 	if err != nil {
 		return nil, fmt.Errorf("compile routes: %w", err)
 	}
@@ -136,6 +143,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		legs:      newLegPool(legWorkerIdle),
 		noRouteBT: cmp.Or(opts.NoRouteBodyTimeout, defaultNoRouteBodyTimeout),
 		now:       now,
+		access:    opts.Access,
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -155,7 +163,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 // started with. A config that does not compile is refused with an error and
 // the current table stays.
 func (g *Gateway) Load(cfg *config.Config) error {
-	t, err := compile(cfg, g.log, g.now())
+	t, err := compile(cfg, g.log, g.now(), g.access)
 	if err != nil {
 		return fmt.Errorf("compile routes: %w", err)
 	}

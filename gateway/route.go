@@ -73,7 +73,7 @@ type route struct {
 
 // compile builds the routing table of cfg; log receives the warnings of
 // the JWT key set; now dates the routes deprecated without deprecated_at.
-func compile(cfg *config.Config, log *slog.Logger, now time.Time) (*table, error) {
+func compile(cfg *config.Config, log *slog.Logger, now time.Time, acc Access) (*table, error) {
 	if cfg == nil {
 		return nil, errors.New("no config")
 	}
@@ -82,7 +82,7 @@ func compile(cfg *config.Config, log *slog.Logger, now time.Time) (*table, error
 		t.dedup = DefaultDedupWindow
 	}
 	var err error
-	if t.sec, err = newTableSecurity(cfg, log); err != nil {
+	if t.sec, err = newTableSecurity(cfg, log, acc); err != nil {
 		return nil, err
 	}
 	var errs []error

@@ -26,17 +26,54 @@ const (
 	keyRefused = "refused"
 )
 
+// Access is the access state decided at run time (package access
+// provides it): the self-service API keys and the tenants' active
+// subscriptions.
+type Access interface {
+	// LookupKey returns the identity of a self-service key that is valid
+	// now.
+	LookupKey(secret string) (auth.Identity, bool)
+	// Subscribed reports whether tenant has an active subscription to
+	// route.
+	Subscribed(tenant, route string) bool
+}
+
 // tableSecurity is the security state of one compiled config.
 type tableSecurity struct {
-	keys *auth.Keys // nil: no tenant has keys
-	jwt  *auth.JWT  // nil: no jwt settings
+	keys   auth.KeyLookup // nil: no key at all (no config key, no Access)
+	jwt    *auth.JWT      // nil: no jwt settings
+	access Access         // nil: none
+}
+
+// keyChain looks a key up in the config's keys, then in the self-service
+// keys.
+type keyChain struct {
+	config *auth.Keys // nil: none
+	access Access     // nil: none
+}
+
+func (k keyChain) Lookup(key string) (auth.Identity, bool) {
+	if k.config != nil {
+		if id, ok := k.config.Lookup(key); ok {
+			return id, true
+		}
+	}
+	if k.access != nil {
+		return k.access.LookupKey(key)
+	}
+	return auth.Identity{}, false
 }
 
 // routeSecurity is a route's compiled security settings.
 type routeSecurity struct {
-	guard  *auth.Guard        // nil: auth none
-	limit  *ratelimit.Limiter // nil: no rate limit
-	schema *schema.Schema     // nil: no schema
+	guard *auth.Guard // nil: auth none
+	// subscription: callers need their tenant's active subscription
+	// (access.subscription auto or approval); access tells (nil: nobody
+	// has one).
+	subscription bool
+	access       Access
+	limit        *ratelimit.Limiter // nil: no rate limit
+	schema       *schema.Schema     // nil: no schema
 	// rps and burst are the limit's settings, to keep its buckets across
 	// a reload that does not change them.
 	rps   float64
@@ -44,14 +81,18 @@ type routeSecurity struct {
 }
 
 // newTableSecurity builds the key index and the JWT verifier of cfg.
-func newTableSecurity(cfg *config.Config, log *slog.Logger) (tableSecurity, error) {
-	var s tableSecurity
+func newTableSecurity(cfg *config.Config, log *slog.Logger, acc Access) (tableSecurity, error) {
+	s := tableSecurity{access: acc}
+	chain := keyChain{access: acc}
 	if len(cfg.Tenants) > 0 {
 		keys, err := auth.NewKeys(cfg.Tenants)
 		if err != nil {
 			return s, fmt.Errorf("tenants: %w", err)
 		}
-		s.keys = keys
+		chain.config = keys
+	}
+	if chain.config != nil || chain.access != nil {
+		s.keys = chain
 	}
 	if cfg.JWT != nil {
 		j, err := auth.NewJWT(cfg.JWT, auth.KeySetOptions{Logger: log})
@@ -70,6 +111,7 @@ func (t *table) secureRoute(cfg *config.Config, rc *config.Route, rt *route) err
 		return err
 	}
 	rt.sec.guard = g
+	rt.sec.subscription, rt.sec.access = rc.NeedsSubscription(), t.sec.access
 	if rl := rc.RateLimit; rl != nil {
 		if !(rl.RPS > 0) {
 			return fmt.Errorf("rate_limit: rps %v: want > 0", rl.RPS)
@@ -151,6 +193,12 @@ func (c *call) admit() *apierror.Error {
 			delete(r.Header, id.Header)
 			c.r = &r
 		}
+	}
+	if sec.subscription && (sec.access == nil || !sec.access.Subscribed(c.auth.id.Tenant, c.rt.name)) {
+		c.auth.reason = "no active subscription"
+		return apierror.New(http.StatusForbidden, "subscription_required",
+			"this route needs a subscription, and the caller's tenant has no active one: its tenant admin asks for one with POST /v1/subscriptions on the admin API (or in the dashboard's portal)").
+			WithDetails(map[string]any{"route": c.rt.name, "tenant": c.auth.id.Tenant})
 	}
 	if aerr := checkIdempotencyKey(c.r.Header); aerr != nil {
 		c.auth.reason = "invalid Idempotency-Key"

@@ -20,6 +20,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/fanouthq/fanout"
+	"github.com/fanouthq/fanout/access"
 	"github.com/fanouthq/fanout/admin"
 	"github.com/fanouthq/fanout/config"
 	"github.com/fanouthq/fanout/gateway"
@@ -59,6 +60,7 @@ type Server struct {
 
 	dataSrv, adminSrv *http.Server
 	dashboard         *ui.Handler
+	access            *access.Cache // nil: the store keeps no access state
 	dataLn, adminLn   net.Listener
 	ready             atomic.Bool
 	storeWait         time.Duration // store.timeout, as started
@@ -151,7 +153,21 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 	})
 	s.dispatcher.SetConfig(cfg)
 
+	// Subscriptions and self-service keys (package access): loaded before
+	// the first request, then followed by polling the store.
+	var gwAccess gateway.Access
+	var adminAccess fanout.AccessStore
+	if as, ok := s.store.(fanout.AccessStore); ok {
+		s.access = access.New(as, access.Options{Logger: logger, Tenants: func(name string) bool {
+			_, ok := s.cfg.Load().Tenants[name]
+			return ok
+		}})
+		s.access.Refresh(ctx, true)
+		gwAccess, adminAccess = s.access, as
+	}
+
 	s.gateway, err = gateway.New(cfg, gateway.Options{
+		Access:       gwAccess,
 		Logger:       logger,
 		Client:       s.client,
 		Enqueuer:     s.committer,
@@ -197,6 +213,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 			}
 		})
 	}
+	if s.access != nil {
+		s.goBackground(func() { s.access.Run(bgCtx) })
+	}
 	// The backlog history behind /v1/stats/series.
 	s.goBackground(func() {
 		s.obs.stats.SampleBacklog(bgCtx, s.store, stats.DefaultSampleEvery, func(err error) {
@@ -229,6 +248,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, er
 			Stats:       s.obs.statsHandler(s.store),
 			Targets:     s.client.TargetStatus,
 			StatsSeries: stats.SeriesHandler(s.obs.stats),
+			Access:      adminAccess,
+			AccessChanged: func() {
+				if s.access != nil {
+					s.access.Changed()
+				}
+			},
 		})
 		// The dashboard (package ui) at /ui/, over the same API.
 		s.dashboard = ui.New(ui.Options{API: api, Config: s.cfg.Load, Logger: logger})
