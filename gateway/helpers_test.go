@@ -227,6 +227,8 @@ type setupOpts struct {
 	// client replaces the bundle's upstream client when set.
 	client *upstream.Client
 	now    func() time.Time
+	// access is the self-service keys and subscriptions.
+	access gateway.Access
 }
 
 func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
@@ -254,6 +256,7 @@ func setup(t *testing.T, cfg *config.Config, so ...setupOpts) *bundle {
 		}
 		opts.StoreTimeout = so[0].storeTimeout
 		opts.Now = so[0].now
+		opts.Access = so[0].access
 	}
 	gw, err := gateway.New(cfg, opts)
 	require.NoError(t, err)
